@@ -54,6 +54,15 @@ inline ArrayView view_array(py::handle obj, const std::string& name, int32_t wan
   if (!py::hasattr(obj, "__dlpack__"))
     throw py::type_error(name + ": expected an array with DLPack support (numpy, torch, cupy), got " +
                          std::string(py::str(py::type::handle_of(obj))));
+  // Ask where the data lives before exporting it: a CPU producer (numpy)
+  // refuses the CUDA stream argument, and a wrong device must be reported as such.
+  if (py::hasattr(obj, "__dlpack_device__")) {
+    const auto dev = obj.attr("__dlpack_device__")().cast<py::tuple>();
+    const int32_t t = dev[0].cast<int32_t>();
+    if (t != want_device)
+      throw py::value_error(name + ": array is on device '" + device_name(t) +
+                            "' but this kernel runs on '" + device_name(want_device) + "'");
+  }
   ArrayView v;
   // For CUDA, stream=1 asks the producer to order its work before the legacy
   // default stream, on which our kernels run (DLPack __dlpack__ protocol).
