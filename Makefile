@@ -1,0 +1,58 @@
+# qcdhpc: two commands on a fresh machine.
+#   make run    the default job on this machine: results and report under results/
+#   make test   the test suite
+# Everything else is set up on demand: a virtualenv in .venv, Debian's Open MPI
+# (for mpi4py and mpirun), the Python dependencies, and the native build.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.qcdhpc-deps
+BUILT  := $(VENV)/.qcdhpc-built
+SOURCES := $(shell find csrc -type f) CMakeLists.txt setup.py pyproject.toml
+RESULTS ?= results
+PYTEST_ARGS ?=
+
+.PHONY: all run test build bench clean distclean system-deps
+
+all: build
+
+# Debian's Open MPI provides mpicc (to build mpi4py) and mpirun. Installed only
+# when missing and when we are root with apt-get; otherwise MPI tests skip.
+system-deps:
+	@if ! command -v mpicc >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "[qcdhpc] installing Debian openmpi-bin libopenmpi-dev"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null; \
+	  else echo "[qcdhpc] warning: no mpicc and cannot apt-get: MPI features and tests will be skipped"; fi; \
+	fi
+
+$(STAMP): requirements.txt | system-deps
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@if command -v mpicc >/dev/null 2>&1; then \
+	  $(PIP) install -q -r requirements.txt; \
+	else grep -v '^mpi4py' requirements.txt > $(VENV)/req-nompi.txt && $(PIP) install -q -r $(VENV)/req-nompi.txt; fi
+	@touch $@
+
+$(BUILT): $(STAMP) $(SOURCES)
+	$(PIP) install -q --no-build-isolation -e .
+	@touch $@
+
+build: $(BUILT)
+
+test: build
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+run: build
+	@bash scripts/run_default.sh $(PY) $(RESULTS)
+
+bench: build
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_hmc.py --out $(RESULTS)/bench_hmc.json
+
+clean:
+	rm -rf build $(BUILT) qcdhpc/*.so *.egg-info
+
+distclean: clean
+	rm -rf $(VENV) $(RESULTS)
