@@ -1,0 +1,1 @@
+"""Command line interface: `qcdhpc <verb>` parses, calls the library, prints."""

@@ -1,0 +1,1 @@
+"""Parallel execution helpers: MPI ranks (`qcdhpc.parallel.mpi`)."""

@@ -1,0 +1,157 @@
+"""Ensemble generation: streaming segments, kill/resume bit-identity, file-state rules.
+
+The kill tests run the real CLI in a subprocess whose kernel calls are slowed down (a wrapper that
+sleeps before each batch, results unchanged), so that the signal reliably lands mid-run.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from qcdhpc.phi4 import HMCParams
+from qcdhpc.phi4.ensemble import EXIT_INTERRUPTED, EnsembleRun, generate, hot_start
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+ARGS = ["--L", "8", "--kappa", "0.22", "--lam", "0.02", "--nchains", "3", "--ntraj", "120",
+        "--therm", "10", "--every", "2", "--seed", "11", "--checkpoint-every", "10",
+        "--checkpoint-seconds", "0", "--quiet"]
+SLOW = ("import sys, time; import qcdhpc._kernels as K; f = K.hmc_trajectories; "
+        "K.hmc_trajectories = lambda *a, **k: (time.sleep(0.03), f(*a, **k))[1]; "
+        "from qcdhpc.cli.main import main; sys.exit(main(sys.argv[1:]))")
+DATASETS = ("configs", "chain", "traj", "hmc/dH", "hmc/accepted")
+
+
+def cli(*args, slow=False, **kw):
+    pre = ["-c", SLOW] if slow else ["-m", "qcdhpc"]
+    return [sys.executable, *pre, "hmc", *ARGS, *args], dict(env=ENV, cwd=ROOT, **kw)
+
+
+def run_cli(*args):
+    cmd, kw = cli(*args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def assert_identical(a, b):
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        for name in DATASETS:
+            assert fa[name].dtype == fb[name].dtype
+            np.testing.assert_array_equal(fa[name][()], fb[name][()], err_msg=name)
+
+
+def wait_for(path, proc, timeout=30.0):
+    t0 = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, "run finished before it could be interrupted"
+        assert time.monotonic() - t0 < timeout, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unbroken") / "ref.h5"
+    r = run_cli("--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_layout_and_attributes(unbroken):
+    with h5py.File(unbroken) as f:
+        n = 3 * 60
+        assert f["configs"].shape == (n, 8, 8) and f["configs"].dtype == np.float64
+        # canonical order: trajectory-major, chain-minor; saved after therm+every, therm+2*every, ...
+        assert f["chain"][:6].tolist() == [0, 1, 2, 0, 1, 2]
+        assert f["traj"][:6].tolist() == [11, 11, 11, 13, 13, 13] and f["traj"][-1] == 129
+        assert f["hmc/dH"].shape == (3, 130) and f["hmc/accepted"].dtype == np.uint8
+        assert f["hmc"].attrs["n_therm"] == 10
+        a = f.attrs
+        assert a["format"] == "qcdhpc.ensemble" and a["format_version"] == 1 and a["kind"] == "phi4-hmc"
+        assert list(a["L"]) == [8, 8] and a["kappa"] == 0.22 and a["therm"] == 10 and a["every"] == 2
+        assert a["rng"] == "philox4x64-10" and list(a["next_traj"]) == [130] * 3 and a["mpi_size"] == 1
+        assert a["command"].startswith("qcdhpc hmc --L 8") and a["code_version"] and a["created"]
+        # chains run on different streams
+        assert not np.array_equal(f["configs"][0], f["configs"][1])
+    assert not Path(str(unbroken) + ".partial").exists()
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, unbroken):
+    out = tmp_path / "killed.h5"
+    cmd, kw = cli("--out", str(out), slow=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    wait_for(tmp_path / "killed.h5.partial" / "rank0000" / "seg000001.h5", proc)
+    proc.kill()
+    proc.wait()
+    assert not out.exists()  # no file where the finished one is expected
+    # without --resume the leftover is refused with the way out
+    r = run_cli("--out", str(out))
+    assert r.returncode == 2 and "--resume" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert_identical(out, unbroken)
+    assert not (tmp_path / "killed.h5.partial").exists()
+
+
+def test_sigterm_checkpoints_exits_75_and_resumes(tmp_path, unbroken):
+    out = tmp_path / "term.h5"
+    cmd, kw = cli("--out", str(out), slow=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    wait_for(tmp_path / "term.h5.partial" / "rank0000" / "seg000000.h5", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "SIGTERM received" in err and "--resume" in err and "Traceback" not in err
+    assert not out.exists()
+    # resuming with different physics is refused
+    r = run_cli("--out", str(out), "--resume", "--seed", "12")
+    assert r.returncode == 2 and "seed: 11 (recorded) vs 12 (now)" in r.stderr
+    r = run_cli("--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert_identical(out, unbroken)
+    # a requeued job passing --resume again finds the run complete and leaves it alone
+    mtime = out.stat().st_mtime_ns
+    r = run_cli("--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_mtime_ns == mtime and not (tmp_path / "term.h5.partial").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    p = HMCParams(L=4, kappa=0.2, lam=0.0, nchains=2, ntraj=6, therm=2, every=1, seed=3)
+    out = tmp_path / "o.h5"
+    generate(p, out, progress=False, comm=None)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        EnsembleRun(p, out, progress=False)
+    before = h5py.File(out).attrs["created"]
+    generate(p, out, overwrite=True, progress=False)
+    assert h5py.File(out).attrs["created"] >= before
+
+
+def test_independent_of_batching_and_checkpoints(tmp_path):
+    """Same seed: checkpoint interval, dtype handling and the start field do not change the result."""
+    p = HMCParams(L=(4, 6), kappa=0.2, lam=0.05, nchains=2, ntraj=9, therm=3, every=3, seed=7,
+                  integrator="leapfrog", dtype="float32")
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    generate(p, a, checkpoint_every=1, progress=False)
+    generate(p, b, checkpoint_every=1000, progress=False)
+    assert_identical(a, b)
+    with h5py.File(a) as f:
+        assert f["configs"].shape == (6, 4, 6) and f["configs"].dtype == np.float32
+    # the start field depends only on (seed, chain)
+    np.testing.assert_array_equal(hot_start(p, range(1, 2))[0], hot_start(p, range(0, 2))[1])
+
+
+@pytest.mark.gpu
+def test_cuda_run_independent_of_checkpoints(tmp_path):
+    """The driver's CUDA path (torch tensors on the device): same bit-reproducibility as on CPU."""
+    p = HMCParams(L=8, kappa=0.2, lam=0.02, nchains=4, ntraj=10, therm=3, every=2, seed=5, device="cuda")
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    generate(p, a, checkpoint_every=1, progress=False)
+    generate(p, b, checkpoint_every=1000, progress=False)
+    assert_identical(a, b)
+    with h5py.File(a) as f:
+        assert f.attrs["device"] == "cuda" and f["configs"].shape == (20, 8, 8)

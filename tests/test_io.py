@@ -1,0 +1,84 @@
+"""io: atomic writes never leave a partial file; ensemble container round trip; clear errors."""
+import h5py
+import numpy as np
+import pytest
+
+from qcdhpc.io import checkpoint as ckpt
+from qcdhpc.io.atomic import atomic_h5, is_temp
+from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
+
+
+def test_atomic_h5_success_and_failure(tmp_path):
+    out = tmp_path / "a.h5"
+    with atomic_h5(out) as f:
+        f["x"] = np.arange(3)
+        assert not out.exists()  # nothing at the final path while writing
+    with h5py.File(out) as f:
+        assert f["x"][()].tolist() == [0, 1, 2]
+    with pytest.raises(RuntimeError):
+        with atomic_h5(out) as f:
+            f["y"] = np.arange(5)
+            raise RuntimeError("killed while writing")
+    with h5py.File(out) as f:  # old file untouched, temporary removed
+        assert "y" not in f
+    assert [p.name for p in tmp_path.iterdir()] == ["a.h5"]
+
+
+def _small_ensemble(path, n=6, nchains=2):
+    with atomic_h5(path) as f:
+        create_ensemble(f, n=n, site_shape=(4, 4), dtype="float32", nchains=nchains, ntraj_total=5,
+                        n_therm=2, attrs={"kind": "test", "L": [4, 4], "meta": {"a": 1}, "skip": None})
+        write_configs(f, 0, np.ones((n, 4, 4), np.float32), np.arange(n) % nchains, np.arange(n) // nchains)
+        write_history(f, 0, 0, np.full((nchains, 5), 0.5), np.ones((nchains, 5), np.uint8))
+
+
+def test_ensemble_round_trip(tmp_path):
+    path = tmp_path / "e.h5"
+    _small_ensemble(path)
+    with open_ensemble(path) as ens:
+        assert len(ens) == 6 and ens.configs.dtype == np.float32
+        assert ens.attrs["format"] == "qcdhpc.ensemble" and ens.attrs["format_version"] == 1
+        assert ens.attrs["L"] == [4, 4] and ens.attrs["meta"] == '{"a": 1}' and "skip" not in ens.attrs
+        assert ens.chain.tolist() == [0, 1, 0, 1, 0, 1] and ens.n_therm == 2
+        assert ens.dH.shape == (2, 5) and ens.accepted.dtype == np.uint8
+        assert sum(len(b) for _, b in ens.iter_chunks(4)) == 6
+
+
+def test_foreign_and_corrupt_files_give_clear_errors(tmp_path):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["data"] = np.zeros(3)
+    with pytest.raises(ValueError, match="foreign.h5: not a qcdhpc.ensemble file"):
+        open_ensemble(foreign)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"this is not HDF5 at all" * 100)
+    with pytest.raises(ValueError, match="garbage.h5: cannot open as an HDF5 ensemble"):
+        open_ensemble(garbage)
+    good = tmp_path / "good.h5"
+    _small_ensemble(good)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="truncated.h5"):
+        open_ensemble(truncated)
+    with pytest.raises(ValueError, match="missing.h5"):
+        open_ensemble(tmp_path / "missing.h5")
+
+
+def test_segment_store(tmp_path):
+    root = ckpt.partial_dir(tmp_path / "out.h5")
+    assert root.name == "out.h5.partial"
+    ckpt.write_manifest(root, {"params": {"x": 1}})
+    assert ckpt.read_manifest(root) == {"params": {"x": 1}}
+    store = ckpt.SegmentStore(root, rank=3)
+    assert store.dir.name == "rank0003" and store.last() is None
+    for k in range(3):
+        store.write(k, {"configs": np.full((2, 4, 4), k), "state/phi": np.zeros((1, 4, 4))},
+                    {"traj_end": 10 * (k + 1), "params": {"x": 1}})
+    (store.dir / ".seg000003.h5.tmp-1-abc").write_bytes(b"half written")  # left by a SIGKILL
+    assert is_temp(store.dir / ".seg000003.h5.tmp-1-abc")
+    assert store.indices() == [0, 1, 2]
+    arrays, attrs = store.read(2)
+    assert arrays["configs"][0, 0, 0] == 2 and arrays["state/phi"].shape == (1, 4, 4)
+    assert attrs["traj_end"] == 30 and attrs["format"] == ckpt.SEGMENT_FORMAT
+    store.discard_after(0)
+    assert store.indices() == [0]
