@@ -4,6 +4,7 @@ Environment:
   QCDHPC_CUDA=AUTO|ON|OFF     build the CUDA extension (default AUTO: when nvcc is found)
   QCDHPC_CUDA_ARCHS="80;90"   GPU architectures
   QCDHPC_BUILD_JOBS=N         parallel compile jobs (default: CPU count)
+  QCDHPC_ARCH_FLAGS="..."     CPU ISA flags (default -march=native; "" for the compiler default)
 """
 import os
 import shutil
@@ -52,6 +53,8 @@ class CMakeBuild(build_ext):
             f"-DQCDHPC_CUDA_ARCHITECTURES={os.environ.get('QCDHPC_CUDA_ARCHS', '80;90')}",
             "-DCMAKE_BUILD_TYPE=Release",
         ]
+        if "QCDHPC_ARCH_FLAGS" in os.environ:
+            cfg.append(f"-DQCDHPC_ARCH_FLAGS={os.environ['QCDHPC_ARCH_FLAGS']}")
         jobs = os.environ.get("QCDHPC_BUILD_JOBS", str(os.cpu_count() or 1))
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *cfg], check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)

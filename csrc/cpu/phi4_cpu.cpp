@@ -6,6 +6,30 @@
 namespace qcdhpc {
 namespace cpu {
 
+// CPU scheduling of the batch: whole chains go to threads, and each thread runs
+// the stage sequence of hmc_trajectories_batch on one chain at a time, whose
+// field and momenta (2 x 8 KiB at L = 32) stay in L1/L2 cache through all MD
+// steps; the stages inside run as plain, vectorised loops (go_parallel() is
+// false inside the region).  With fewer chains than threads the stages
+// themselves are parallel over sites instead.  Per-chain arithmetic is the same
+// either way, so the results are identical bit for bit.
+template <class Real>
+void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, double lam,
+                      int64_t nmd, double tau, int integrator, uint64_t seed, uint64_t chain0,
+                      uint64_t traj0, int64_t ntraj, double* dH, uint8_t* acc) {
+  const int64_t V = lat.volume();
+  if (B >= get_num_threads() || V < kOmpMinWork) {
+#pragma omp parallel for schedule(dynamic, 1) if (B > 1 && get_num_threads() > 1)
+    for (int64_t b = 0; b < B; ++b)
+      hmc_trajectories_batch(phi + b * V, 1, lat, kappa, lam, nmd, tau, integrator, seed,
+                             chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj, acc + b * ntraj,
+                             ntraj);
+  } else {
+    hmc_trajectories_batch(phi, B, lat, kappa, lam, nmd, tau, integrator, seed, chain0, traj0,
+                           ntraj, dH, acc, ntraj);
+  }
+}
+
 QCDHPC_INSTANTIATE(float)
 QCDHPC_INSTANTIATE(double)
 
@@ -26,6 +50,8 @@ int get_num_threads() {
 }
 
 int device_count() { return 1; }
+
+void device_synchronize() {}
 
 }  // namespace cpu
 }  // namespace qcdhpc

@@ -169,6 +169,7 @@ inline void bind_backend(pybind11::module_& m) {
           backend::fill_normal<Real>(static_cast<Real*>(o.data), o.shape[0], o.shape[1] * o.shape[2],
                                      seed, chain_offset, traj, purpose);
         });
+        backend::device_synchronize();
       },
       py::arg("out"), py::arg("seed"), py::arg("chain_offset"), py::arg("traj"),
       py::arg("purpose"));
@@ -187,6 +188,7 @@ inline void bind_backend(pybind11::module_& m) {
           backend::action<Real>(static_cast<const Real*>(f.data), f.shape[0], lattice_of(f), kappa,
                                 lam, static_cast<double*>(o.data));
         });
+        backend::device_synchronize();
       },
       py::arg("phi"), py::arg("kappa"), py::arg("lam"), py::arg("out"));
 
@@ -204,6 +206,7 @@ inline void bind_backend(pybind11::module_& m) {
           backend::force<Real>(static_cast<const Real*>(f.data), static_cast<Real*>(o.data),
                                f.shape[0], lattice_of(f), kappa, lam);
         });
+        backend::device_synchronize();
       },
       py::arg("phi"), py::arg("kappa"), py::arg("lam"), py::arg("out"));
 
@@ -225,6 +228,7 @@ inline void bind_backend(pybind11::module_& m) {
           backend::md_integrate<Real>(static_cast<Real*>(f.data), static_cast<Real*>(p.data),
                                       f.shape[0], lattice_of(f), kappa, lam, eps, nmd, integ);
         });
+        backend::device_synchronize();
       },
       py::arg("phi"), py::arg("mom"), py::arg("kappa"), py::arg("lam"), py::arg("eps"),
       py::arg("nmd"), py::arg("integrator"));
@@ -256,6 +260,7 @@ inline void bind_backend(pybind11::module_& m) {
                                           traj_offset, ntraj, static_cast<double*>(d.data),
                                           static_cast<uint8_t*>(a.data));
         });
+        backend::device_synchronize();
       },
       py::arg("phi"), py::arg("kappa"), py::arg("lam"), py::arg("nmd"), py::arg("tau"),
       py::arg("integrator"), py::arg("seed"), py::arg("chain_offset"), py::arg("traj_offset"),

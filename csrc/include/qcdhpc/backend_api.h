@@ -25,6 +25,7 @@
                         int64_t nmd, double tau, int integrator, uint64_t seed, uint64_t chain0,  \
                         uint64_t traj0, int64_t ntraj, double* dH, uint8_t* acc);                 \
   void set_num_threads(int n);                                                                    \
+  void device_synchronize();                                                                      \
   int get_num_threads();                                                                          \
   int device_count();                                                                             \
   }                                                                                               \

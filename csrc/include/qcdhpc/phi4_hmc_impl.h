@@ -30,36 +30,41 @@ constexpr double kOmelyanLambda = 0.1931833275037836;
 template <class Real>
 void fill_normal(Real* out, int64_t B, int64_t V, uint64_t seed, uint64_t chain0, uint64_t traj,
                  uint64_t purpose) {
-  const int64_t nblk = (V + 3) / 4;
-  parallel_for(B * nblk, QCD_LAMBDA(int64_t i) {
-    const int64_t b = i / nblk, blk = i - b * nblk;
+  // Full blocks of four sites: a branch-free loop (vectorised on the CPU) ...
+  const int64_t nfull = V / 4;
+  parallel_for_2d(B, nfull, QCD_LAMBDA(int64_t b, int64_t blk) {
     double g[4];
     normal4(seed, chain0 + uint64_t(b), traj, purpose, uint64_t(blk), g);
     Real* o = out + b * V + 4 * blk;
-    const int64_t n = V - 4 * blk < 4 ? V - 4 * blk : 4;
-    for (int64_t k = 0; k < n; ++k) o[k] = Real(g[k]);
+    o[0] = Real(g[0]);
+    o[1] = Real(g[1]);
+    o[2] = Real(g[2]);
+    o[3] = Real(g[3]);
   });
+  // ... and the last, partial block of each chain when 4 does not divide V.
+  if (V % 4) {
+    parallel_for(B, QCD_LAMBDA(int64_t b) {
+      double g[4];
+      normal4(seed, chain0 + uint64_t(b), traj, purpose, uint64_t(nfull), g);
+      for (int64_t k = 0; k < V - 4 * nfull; ++k) out[b * V + 4 * nfull + k] = Real(g[k]);
+    });
+  }
 }
 
 // Per-chain energy  sum_x [ p(x)^2/2 + s(x) ]  (mom may be null: action only),
-// in double.  Two deterministic stages -- rows, then chains -- so the
-// summation order, and hence the result, is the same on every backend.
+// in double.  Two deterministic stages -- rows (phi4::row_energy fixes the
+// order within a row), then chains -- so the result is the same on every backend.
 template <class Real>
 void chain_energy(const Real* phi, const Real* mom, int64_t B, Lattice lat, double kappa,
                   double lam, double* rowsum, double* out) {
   const int64_t V = lat.volume();
   parallel_for(B * lat.L0, QCD_LAMBDA(int64_t r) {
     const int64_t b = r / lat.L0, x0 = r - b * lat.L0;
-    const Real* f = phi + b * V;
-    double s = 0.0;
-    for (int64_t x1 = 0; x1 < lat.L1; ++x1) {
-      s += phi4::action_at(f, lat, x0, x1, kappa, lam);
-      if (mom) {
-        const double p = mom[b * V + x0 * lat.L1 + x1];
-        s += 0.5 * p * p;
-      }
-    }
-    rowsum[r] = s;
+    const Real* mid = phi + b * V + x0 * lat.L1;
+    const Real* down = phi + b * V + phi4::next(x0, lat.L0) * lat.L1;
+    rowsum[r] = mom ? phi4::row_energy<Real, true>(mid, down, mom + b * V + x0 * lat.L1, lat.L1,
+                                                   kappa, lam)
+                    : phi4::row_energy<Real, false>(mid, down, mid, lat.L1, kappa, lam);
   });
   parallel_for(B, QCD_LAMBDA(int64_t b) {
     double s = 0.0;
@@ -68,69 +73,115 @@ void chain_energy(const Real* phi, const Real* mom, int64_t B, Lattice lat, doub
   });
 }
 
-// Momentum update p += dt * F(phi).
-template <class Real>
-void kick(const Real* phi, Real* mom, int64_t B, Lattice lat, Couplings<Real> cp, Real dt) {
+// Visits every site as f(site_offset, up_row, mid_row, down_row, x1m, x1, x1p):
+// the rows x0-1, x0, x0+1 of its chain and its wrapped column neighbours.
+template <class Real, class F>
+void for_each_site(const Real* phi, int64_t B, Lattice lat, F f) {
   const int64_t V = lat.volume();
-  parallel_for_rows(B * lat.L0, lat.L1, QCD_LAMBDA(int64_t r, int64_t x1) {
-    const int64_t b = r / lat.L0, x0 = r - b * lat.L0;
-    mom[b * V + x0 * lat.L1 + x1] += dt * phi4::force_at(phi + b * V, lat, x0, x1, cp);
+  parallel_for_lattice(B, lat.L0, lat.L1, QCD_LAMBDA(int64_t b, int64_t x0, int64_t x1m, int64_t x1, int64_t x1p) {
+    const Real* chain = phi + b * V;
+    f(b * V + x0 * lat.L1 + x1, chain + phi4::prev(x0, lat.L0) * lat.L1, chain + x0 * lat.L1,
+      chain + phi4::next(x0, lat.L0) * lat.L1, x1m, x1, x1p);
   });
 }
 
-// Field update phi += dt * p.
+// Momentum update p += dt * F(phi).
 template <class Real>
-void drift(Real* phi, const Real* mom, int64_t n, Real dt) {
-  parallel_for(n, QCD_LAMBDA(int64_t i) { phi[i] += dt * mom[i]; });
+void kick(const Real* phi, Real* mom, int64_t B, Lattice lat, Couplings<Real> cp, Real dt) {
+  for_each_site(phi, B, lat, QCD_LAMBDA(int64_t i, const Real* up, const Real* mid, const Real* down,
+                                         int64_t x1m, int64_t x1, int64_t x1p) {
+    mom[i] += dt * phi4::force_at(up, mid, down, x1m, x1, x1p, cp);
+  });
+}
+
+// A kick followed by a drift in one pass over memory:
+//   p += dt_kick * F(phi_in);  phi_out = phi_in + dt_drift * p.
+// The drift of a site must not be seen by its neighbours' forces, so the new
+// field goes to a second buffer (the caller swaps).  Same operations in the same
+// order as kick() then a drift, hence the same bits.
+template <class Real>
+void kick_drift(const Real* phi_in, Real* phi_out, Real* mom, int64_t B, Lattice lat,
+                Couplings<Real> cp, Real dt_kick, Real dt_drift) {
+  for_each_site(phi_in, B, lat, QCD_LAMBDA(int64_t i, const Real* up, const Real* mid,
+                                            const Real* down, int64_t x1m, int64_t x1, int64_t x1p) {
+    const Real p = mom[i] + dt_kick * phi4::force_at(up, mid, down, x1m, x1, x1p, cp);
+    mom[i] = p;
+    phi_out[i] = mid[x1] + dt_drift * p;
+  });
 }
 
 template <class Real>
 void force(const Real* phi, Real* out, int64_t B, Lattice lat, double kappa, double lam) {
   const Couplings<Real> cp(kappa, lam);
-  const int64_t V = lat.volume();
-  parallel_for_rows(B * lat.L0, lat.L1, QCD_LAMBDA(int64_t r, int64_t x1) {
-    const int64_t b = r / lat.L0, x0 = r - b * lat.L0;
-    out[b * V + x0 * lat.L1 + x1] = phi4::force_at(phi + b * V, lat, x0, x1, cp);
+  for_each_site(phi, B, lat, QCD_LAMBDA(int64_t i, const Real* up, const Real* mid, const Real* down,
+                                         int64_t x1m, int64_t x1, int64_t x1p) {
+    out[i] = phi4::force_at(up, mid, down, x1m, x1, x1p, cp);
   });
+  synchronize();
 }
 
 // nmd molecular-dynamics steps of size eps; reversible and area-preserving.
-// Adjacent half-kicks of consecutive steps are merged (one force per step).
+// Adjacent half-kicks of consecutive steps are merged (one force per step for
+// leapfrog, two for Omelyan) and each kick is fused with the drift after it.
+// `scratch` holds B*V values; the result ends in phi.
+template <class Real>
+void md_integrate(Real* phi, Real* mom, Real* scratch, int64_t B, Lattice lat, double kappa,
+                  double lam, double eps, int64_t nmd, int integrator) {
+  if (nmd <= 0) return;
+  const Couplings<Real> cp(kappa, lam);
+  Real* cur = phi;
+  Real* nxt = scratch;
+  auto step = [&](double dt_kick, double dt_drift) {
+    kick_drift(cur, nxt, mom, B, lat, cp, Real(dt_kick), Real(dt_drift));
+    Real* t = cur;
+    cur = nxt;
+    nxt = t;
+  };
+  if (integrator == kLeapfrog) {
+    // p += eps/2 F; phi += eps p; [p += eps F; phi += eps p] x (nmd-1); p += eps/2 F.
+    step(0.5 * eps, eps);
+    for (int64_t s = 1; s < nmd; ++s) step(eps, eps);
+    kick(cur, mom, B, lat, cp, Real(0.5 * eps));
+  } else {
+    // Omelyan 2MN, per step: p += l eps F; phi += eps/2 p; p += (1-2l) eps F;
+    // phi += eps/2 p; p += l eps F  (the last kick merged with the next step's first).
+    const double l = kOmelyanLambda;
+    step(l * eps, 0.5 * eps);
+    step((1.0 - 2.0 * l) * eps, 0.5 * eps);
+    for (int64_t s = 1; s < nmd; ++s) {
+      step(2.0 * l * eps, 0.5 * eps);
+      step((1.0 - 2.0 * l) * eps, 0.5 * eps);
+    }
+    kick(cur, mom, B, lat, cp, Real(l * eps));
+  }
+  if (cur != phi) {
+    const int64_t n = B * lat.volume();
+    const Real* src = cur;
+    parallel_for(n, QCD_LAMBDA(int64_t i) { phi[i] = src[i]; });
+  }
+}
+
+// The public entry point: allocates the ping-pong buffer.
 template <class Real>
 void md_integrate(Real* phi, Real* mom, int64_t B, Lattice lat, double kappa, double lam,
                   double eps, int64_t nmd, int integrator) {
-  const Couplings<Real> cp(kappa, lam);
-  const int64_t n = B * lat.volume();
-  if (integrator == kLeapfrog) {
-    // Leapfrog: p += eps/2 F; [phi += eps p; p += eps F] ...; last kick eps/2.
-    kick(phi, mom, B, lat, cp, Real(0.5 * eps));
-    for (int64_t s = 0; s < nmd; ++s) {
-      drift(phi, mom, n, Real(eps));
-      kick(phi, mom, B, lat, cp, Real(s + 1 == nmd ? 0.5 * eps : eps));
-    }
-  } else {
-    // Omelyan 2MN: p += l eps F; phi += eps/2 p; p += (1-2l) eps F; phi += eps/2 p; p += l eps F.
-    const double l = kOmelyanLambda;
-    kick(phi, mom, B, lat, cp, Real(l * eps));
-    for (int64_t s = 0; s < nmd; ++s) {
-      drift(phi, mom, n, Real(0.5 * eps));
-      kick(phi, mom, B, lat, cp, Real((1.0 - 2.0 * l) * eps));
-      drift(phi, mom, n, Real(0.5 * eps));
-      kick(phi, mom, B, lat, cp, Real(s + 1 == nmd ? l * eps : 2.0 * l * eps));
-    }
-  }
+  Buffer<Real> scratch(B * lat.volume());
+  md_integrate(phi, mom, scratch.data(), B, lat, kappa, lam, eps, nmd, integrator);
 }
 
 // ntraj complete HMC trajectories (Duane, Kennedy, Pendleton, Roweth 1987) on
 // each of B chains: momentum refresh, MD, Metropolis accept/reject.
 // Trajectory k of this call is global trajectory traj0 + k, which selects the
 // Philox counters; dH and acc are (B, ntraj) row-major in backend memory.
+// Stage by stage over the whole batch: what the GPU runs; the CPU driver calls
+// it per chain (phi4_cpu.cpp).  dH and acc have row stride ld (>= ntraj).
 template <class Real>
-void hmc_trajectories(Real* phi, int64_t B, Lattice lat, double kappa, double lam, int64_t nmd,
-                      double tau, int integrator, uint64_t seed, uint64_t chain0, uint64_t traj0,
-                      int64_t ntraj, double* dH, uint8_t* acc) {
+void hmc_trajectories_batch(Real* phi, int64_t B, Lattice lat, double kappa, double lam,
+                            int64_t nmd, double tau, int integrator, uint64_t seed,
+                            uint64_t chain0, uint64_t traj0, int64_t ntraj, double* dH,
+                            uint8_t* acc, int64_t ld) {
   const int64_t V = lat.volume(), n = B * V;
-  Buffer<Real> old_buf(n), mom_buf(n);
+  Buffer<Real> old_buf(n), mom_buf(n), scratch_buf(n);
   Buffer<double> row_buf(B * lat.L0), h0_buf(B), h1_buf(B);
   Buffer<uint8_t> keep_buf(B);
   Real *old = old_buf.data(), *mom = mom_buf.data();
@@ -143,18 +194,18 @@ void hmc_trajectories(Real* phi, int64_t B, Lattice lat, double kappa, double la
     parallel_for(n, QCD_LAMBDA(int64_t i) { old[i] = phi[i]; });
     fill_normal(mom, B, V, seed, chain0, t, kRngMomentum);
     chain_energy(phi, mom, B, lat, kappa, lam, rows, h0);
-    md_integrate(phi, mom, B, lat, kappa, lam, eps, nmd, integrator);
+    md_integrate(phi, mom, scratch_buf.data(), B, lat, kappa, lam, eps, nmd, integrator);
     chain_energy(phi, mom, B, lat, kappa, lam, rows, h1);
     parallel_for(B, QCD_LAMBDA(int64_t b) {
       const double d = h1[b] - h0[b];
       // A NaN Delta H (diverged MD) fails both tests and is rejected.
       const bool a = d <= 0.0 || accept_uniform(seed, chain0 + uint64_t(b), t) < exp(-d);
-      dH[b * ntraj + k] = d;
-      acc[b * ntraj + k] = a ? 1 : 0;
+      dH[b * ld + k] = d;
+      acc[b * ld + k] = a ? 1 : 0;
       keep[b] = a ? 1 : 0;
     });
-    parallel_for(n, QCD_LAMBDA(int64_t i) {
-      if (!keep[i / V]) phi[i] = old[i];
+    parallel_for_2d(B, V, QCD_LAMBDA(int64_t b, int64_t x) {
+      if (!keep[b]) phi[b * V + x] = old[b * V + x];
     });
   }
   synchronize();

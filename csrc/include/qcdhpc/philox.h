@@ -32,24 +32,38 @@ QCD_INLINE void mulhilo64(uint64_t a, uint64_t b, uint64_t& hi, uint64_t& lo) {
   lo = a * b;
   hi = __umul64hi(a, b);
 #else
-  const unsigned __int128 p = static_cast<unsigned __int128>(a) * b;
-  lo = static_cast<uint64_t>(p);
-  hi = static_cast<uint64_t>(p >> 64);
+  // Schoolbook 64x64 -> 128 from 32-bit halves: the same integers as
+  // unsigned __int128, but written so that the host compiler can vectorise a
+  // loop of Philox blocks (AVX-512 has 32x32->64 lane multiplies, no 128-bit).
+  const uint64_t a0 = a & 0xffffffffu, a1 = a >> 32, b0 = b & 0xffffffffu, b1 = b >> 32;
+  const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
+  hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+  lo = a * b;
 #endif
 }
 
 QCD_INLINE Philox4x64 philox4x64_10(Philox4x64 ctr, uint64_t k0, uint64_t k1) {
+  // Ten rounds; the key is bumped by the Weyl constants between rounds.
+  uint64_t c0 = ctr.v[0], c1 = ctr.v[1], c2 = ctr.v[2], c3 = ctr.v[3];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#else
+#pragma GCC unroll 10
+#endif
   for (int round = 0; round < 10; ++round) {
-    if (round > 0) {
-      k0 += kPhiloxW0;
-      k1 += kPhiloxW1;
-    }
     uint64_t hi0, lo0, hi1, lo1;
-    mulhilo64(kPhiloxM0, ctr.v[0], hi0, lo0);
-    mulhilo64(kPhiloxM1, ctr.v[2], hi1, lo1);
-    ctr = Philox4x64{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
+    mulhilo64(kPhiloxM0, c0, hi0, lo0);
+    mulhilo64(kPhiloxM1, c2, hi1, lo1);
+    const uint64_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += kPhiloxW0;  // the bump after the last round is unused
+    k1 += kPhiloxW1;
   }
-  return ctr;
+  return Philox4x64{{c0, c1, c2, c3}};
 }
 
 // Uniform double in the open interval (0, 1): the top 53 bits, centred in
@@ -58,12 +72,103 @@ QCD_INLINE double uniform_open01(uint64_t w) {
   return (static_cast<double>(w >> 11) + 0.5) * 0x1.0p-53;
 }
 
-// Box-Muller: two open-interval uniforms -> two independent N(0,1) draws.
+// ---------------------------------------------------------------------------
+// log and sincos for Box-Muller, written out here rather than taken from libm:
+// host libm and CUDA's device math differ in the last ulp, and libm calls do
+// not vectorise.  These are branch-free polynomials evaluated with plain
+// multiplies and adds (no FMA on either side: -ffp-contract=off, --fmad=false),
+// so CPU and GPU produce the same bits and the CPU loop vectorises.  Accuracy
+// ~1-2 ulp against correctly rounded results (tests/test_philox.py compares
+// with numpy's Philox + libm).
+
+QCD_INLINE uint64_t double_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(x));
+#else
+  return __builtin_bit_cast(uint64_t, x);
+#endif
+}
+
+QCD_INLINE double bits_double(uint64_t b) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(b));
+#else
+  return __builtin_bit_cast(double, b);
+#endif
+}
+
+// Natural log of a positive normal double.  x = m 2^e with m in [sqrt(1/2),
+// sqrt(2)); log m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s = (m-1)/(m+1),
+// |s| <= 0.1716, so eleven terms reach 1e-17 relative.
+QCD_INLINE double log_positive(double x) {
+  const uint64_t bits = double_bits(x);
+  int64_t e = int64_t((bits >> 52) & 0x7ff) - 1023;
+  double m = bits_double((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);  // [1, 2)
+  const bool big = m > 1.4142135623730951;
+  m = big ? 0.5 * m : m;
+  e = big ? e + 1 : e;
+  const double s = (m - 1.0) / (m + 1.0);
+  const double z = s * s;
+  double p = 1.0 / 21;
+  p = p * z + 1.0 / 19;
+  p = p * z + 1.0 / 17;
+  p = p * z + 1.0 / 15;
+  p = p * z + 1.0 / 13;
+  p = p * z + 1.0 / 11;
+  p = p * z + 1.0 / 9;
+  p = p * z + 1.0 / 7;
+  p = p * z + 1.0 / 5;
+  p = p * z + 1.0 / 3;
+  const double log_m = 2.0 * s + 2.0 * s * (z * p);
+  // ln 2 split so that e * kLn2Hi is exact for |e| < 2^11.
+  constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
+  const double de = double(e);
+  return de * kLn2Hi + (log_m + de * kLn2Lo);
+}
+
+// sin and cos of 2 pi u for u in [0, 1].  Quarter turns are exact:
+// u = k/4 + r with |r| <= 1/8 (exact subtraction), then Taylor series in
+// x = 2 pi r, |x| <= pi/4, to x^17 / x^18 (truncation < 1e-19), and the
+// quadrant k mod 4 by exact sign/swap selects.
+QCD_INLINE void sincos_2pi(double u, double& s_out, double& c_out) {
+  const double kq = double(int64_t(4.0 * u + 0.5));
+  const double r = u - 0.25 * kq;
+  const double x = r * 6.283185307179586476925286766559;
+  const double z = x * x;
+  double sp = -1.0 / 355687428096000.0;  // -1/17!
+  sp = sp * z + 1.0 / 1307674368000.0;    // 1/15!
+  sp = sp * z - 1.0 / 6227020800.0;       // -1/13!
+  sp = sp * z + 1.0 / 39916800.0;         // 1/11!
+  sp = sp * z - 1.0 / 362880.0;           // -1/9!
+  sp = sp * z + 1.0 / 5040.0;             // 1/7!
+  sp = sp * z - 1.0 / 120.0;              // -1/5!
+  sp = sp * z + 1.0 / 6.0;                // 1/3! (subtracted below)
+  const double sin_x = x - x * (z * sp);
+  double cp = 1.0 / 6402373705728000.0;  // 1/18!
+  cp = cp * z - 1.0 / 20922789888000.0;   // -1/16!
+  cp = cp * z + 1.0 / 87178291200.0;      // 1/14!
+  cp = cp * z - 1.0 / 479001600.0;        // -1/12!
+  cp = cp * z + 1.0 / 3628800.0;          // 1/10!
+  cp = cp * z - 1.0 / 40320.0;            // -1/8!
+  cp = cp * z + 1.0 / 720.0;              // 1/6!
+  cp = cp * z - 1.0 / 24.0;               // -1/4!
+  cp = cp * z + 0.5;                      // 1/2! (subtracted below)
+  const double cos_x = 1.0 - z * cp;
+  const int64_t q = int64_t(kq) & 3;
+  const double a = (q & 1) ? cos_x : sin_x;  // theta = q pi/2 + x
+  const double b = (q & 1) ? sin_x : cos_x;
+  s_out = (q >= 2) ? -a : a;
+  c_out = (q == 1 || q == 2) ? -b : b;
+}
+
+// Box-Muller: two open-interval uniforms -> two independent N(0,1) draws,
+// r = sqrt(-2 ln u_a), theta = 2 pi u_b:  (r cos theta, r sin theta).
 QCD_INLINE void box_muller(uint64_t wa, uint64_t wb, double& ga, double& gb) {
-  const double r = sqrt(-2.0 * log(uniform_open01(wa)));
-  const double theta = 6.283185307179586476925286766559 * uniform_open01(wb);
-  ga = r * cos(theta);
-  gb = r * sin(theta);
+  const double r = sqrt(-2.0 * log_positive(uniform_open01(wa)));
+  double s, c;
+  sincos_2pi(uniform_open01(wb), s, c);
+  ga = r * c;
+  gb = r * s;
 }
 
 // What each counter word means in qcdhpc (docs/conventions.md):
