@@ -8,11 +8,11 @@ Heavy modules (numpy, h5py, torch, the kernels) are imported inside the sub-comm
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 
 from .. import __version__
+from . import measure
 
 EXIT_USAGE = 2
 
@@ -51,16 +51,6 @@ def _add_hmc(sub) -> None:
     p.set_defaults(func=_cmd_hmc, subparser=p)
 
 
-def _add_measure(sub) -> None:
-    p = sub.add_parser("measure", help="basic observables of φ⁴ ensembles with Γ-method errors",
-                       description="Measure ⟨M⟩, ⟨|M|⟩, χ₂, Binder U_L, S/V, acceptance, ⟨exp(-ΔH)⟩. "
-                                   "Several files are combined as replicas of one ensemble.")
-    p.add_argument("files", nargs="+", metavar="FILE.h5")
-    p.add_argument("--out", help="write the results as JSON here (printed otherwise)")
-    p.add_argument("--quiet", action="store_true", help="do not print the table")
-    p.set_defaults(func=_cmd_measure, subparser=p)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qcdhpc", description="Lattice field theory ensembles on single-source C++/CUDA kernels.",
@@ -68,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qcdhpc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_hmc(sub)
-    _add_measure(sub)
+    measure.add_parser(sub)
     return parser
 
 
@@ -115,28 +105,6 @@ def _cmd_hmc(args, parser) -> int:
         done = "is already complete (nothing to resume)" if summary["status"] == "complete" else "written"
         print(f"{summary['out']} {done}: {summary['n']} configurations from {summary['nchains']} chains, "
               f"acceptance {summary['acceptance']:.3f}, <exp(-dH)> {summary['exp_minus_dH']:.4f}")
-    return 0
-
-
-def _cmd_measure(args, parser) -> int:
-    from ..observables.phi4 import measure_files
-
-    try:
-        result = measure_files(args.files)
-    except (ValueError, FileNotFoundError) as exc:
-        return _refuse(parser, args, str(exc))
-    text = json.dumps(result, indent=1)
-    if not args.out:
-        print(text)
-        return 0
-    from ..io.atomic import atomic_write_text
-
-    atomic_write_text(args.out, text + "\n")
-    if not args.quiet:
-        print(f"{'observable':<14} {'value':>14} {'error':>12} {'tau_int':>8}")
-        for name, o in result["observables"].items():
-            print(f"{name:<14} {o['value']:>14.6g} {o['error']:>12.3g} {o['tau_int']:>8.2f}")
-        print(f"({result['n']} configurations; wrote {args.out})")
     return 0
 
 

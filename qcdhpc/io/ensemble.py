@@ -90,6 +90,8 @@ class Ensemble:
 
     configs is the h5py dataset (read lazily, e.g. ens.configs[i:j]); chain, traj, dH, accepted are
     numpy arrays (small: one number per configuration or per trajectory); attrs is a plain dict.
+    Sample files (attribute kind ending in "-samples") may lack /chain (then arange(n): independent
+    samples), /traj (row order) and /hmc (then dH and accepted are None).
     """
 
     def __init__(self, path):
@@ -109,15 +111,21 @@ class Ensemble:
             if not isinstance(version, int) or version > FORMAT_VERSION:
                 raise ValueError(f"{self.path}: format_version {version!r} is not supported "
                                  f"(this qcdhpc reads <= {FORMAT_VERSION})")
-            missing = [k for k in ("configs", "chain", "traj", "hmc/dH", "hmc/accepted") if k not in self._f]
+            # Sample files (kind "...-samples", e.g. from a generative model) need only /configs: they
+            # have no Monte Carlo history, and without /chain every sample is its own chain.
+            samples = str(self.attrs.get("kind", "")).endswith("-samples")
+            required = ("configs",) if samples else ("configs", "chain", "traj", "hmc/dH", "hmc/accepted")
+            missing = [k for k in required if k not in self._f]
             if missing:
                 raise ValueError(f"{self.path}: corrupt ensemble file, missing {', '.join(missing)}")
             self.configs = self._f["configs"]
-            self.chain = self._f["chain"][()]
-            self.traj = self._f["traj"][()]
-            self.dH = self._f["hmc/dH"][()]
-            self.accepted = self._f["hmc/accepted"][()]
-            self.n_therm = int(self._f["hmc"].attrs.get("n_therm", 0))
+            n = self.configs.shape[0]
+            self.chain = self._f["chain"][()] if "chain" in self._f else np.arange(n, dtype=np.int64)
+            self.traj = self._f["traj"][()] if "traj" in self._f else np.arange(n, dtype=np.int64)
+            has_history = "hmc/dH" in self._f and "hmc/accepted" in self._f
+            self.dH = self._f["hmc/dH"][()] if has_history else None          # None: no MC history
+            self.accepted = self._f["hmc/accepted"][()] if has_history else None
+            self.n_therm = int(self._f["hmc"].attrs.get("n_therm", 0)) if has_history else 0
         except OSError as exc:  # a damaged dataset or attribute inside an openable file
             self._f.close()
             raise ValueError(f"{self.path}: corrupt ensemble file ({exc})") from None

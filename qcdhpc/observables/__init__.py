@@ -1,4 +1,13 @@
-"""Estimators (`phi4`) and Γ-method error analysis (`errors`) on arrays + metadata.
+"""Observables of lattice ensembles with honest errors (definitions: docs/observables.md).
+
+    phi4.py           per-configuration φ⁴ estimators (M, S/V, φ moments) and the functions of their
+                      means (χ₂, U_L, C(t), m_eff) — on batched numpy arrays or torch tensors
+    correlator.py     zero-momentum time-slice correlator c(t), cosh effective mass
+    distributions.py  histograms, KS and Hellinger distances between ensembles
+    errors.py         Γ-method (pyerrors) for Markov chains, delete-one jackknife for independent samples
+    measure.py        ensemble files → JSON result; several files side by side, or as replicas
+    arrays.py         numpy / torch batches → numpy
+    plots.py          matplotlib figures of a comparison
 
 This package does not know how samples were made (HMC, diffusion, complex Langevin).
 """

@@ -1,108 +1,94 @@
-"""Basic φ⁴ observables of ensembles, with Γ-method errors (conventions in docs/conventions.md).
+"""φ⁴ observables: per-configuration estimators and the functions of their means (docs/observables.md).
 
-Per configuration:  M = (1/V) Σ_x φ(x),  s = S/V with S = Σ_x[-2κΣ_μ φφ_μ + (1-2λ)φ² + λφ⁴].
-Ensemble averages (errors propagated from the primary means ⟨M⟩, ⟨|M|⟩, ⟨M²⟩, ⟨M⁴⟩, ⟨s⟩):
-    chi2_full = V⟨M²⟩,   chi2 = V(⟨M²⟩ - ⟨|M|⟩²),   UL = U_L = 1 - ⟨M⁴⟩ / (3⟨M²⟩²)
-Per trajectory after thermalisation, when the file has an HMC history:
-    acceptance = ⟨accepted⟩,   exp_minus_dH = ⟨e^{-ΔH}⟩ (= 1 for an exact algorithm)
+Per configuration (batched: arrays or torch tensors of shape (B, L0, L1)):
+    M = (1/V) Σ_x φ(x),   s = S/V with S = Σ_x[−2κΣ_μ φφ_μ + (1−2λ)φ² + λφ⁴],
+    φ² and φ⁴ site averages, and the time-slice correlator c(t) (correlator.py).
+Ensemble quantities, as functions of the primary means (`derive`):
+    chi2_full = V⟨M²⟩,   chi2 = V(⟨M²⟩ − ⟨|M|⟩²),   chi2_conn = V(⟨M²⟩ − ⟨M⟩²),
+    UL = 1 − ⟨M⁴⟩/(3⟨M²⟩²),   C(t) = ⟨c(t)⟩,   C_conn(t) = C(t) − ⟨|M|⟩²,   m_eff(t) from C(t).
+`derive` is plain arithmetic, so the same code runs on pyerrors Obs (Γ-method) and on jackknife
+samples (errors.py): the error of every derived quantity is propagated, never estimated naively.
 
-Works on arrays (`measure_arrays`) so it does not care how the samples were made; `measure_files`
-adds reading from ensemble files (io.ensemble) with bounded memory.
+This module does not know how the samples were made (HMC, diffusion model, ...).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import errors
+from . import correlator
+from .arrays import as_numpy
 
-CONFIG_ENSEMBLE = "ens"     # pyerrors ensemble name of per-configuration samples
-HISTORY_ENSEMBLE = "traj"   # ... and of per-trajectory samples (a different sampling of the chains)
+# Quantities every measurement reports (flat {value, error, tau_int}); the rest are "extras".
+MAIN = ("M", "absM", "chi2", "chi2_full", "UL", "action_density")
+HISTORY = ("acceptance", "exp_minus_dH")  # per-trajectory HMC history, only for files that have one
+SCALAR_EXTRAS = ("chi2_conn", "phi2", "phi4")
+VECTOR_EXTRAS = ("C_t", "C_t_conn", "m_eff", "m_eff_conn")
 
 
 def magnetisation(configs) -> np.ndarray:
-    """M = (1/V) Σ_x φ(x) of each configuration of a (n, L0, L1) stack, float64."""
-    configs = np.asarray(configs)
+    """M = (1/V) Σ_x φ(x) of each configuration of a (B, L0, L1) batch, float64 (B,)."""
+    configs = as_numpy(configs)
     return configs.reshape(len(configs), -1).mean(axis=1, dtype=np.float64)
 
 
 def action_density(configs, kappa: float, lam: float) -> np.ndarray:
-    """S/V of each configuration of a (n, L0, ..., ) stack (periodic, any dimension), float64."""
-    phi = np.asarray(configs, dtype=np.float64)
+    """S/V of each configuration of a (B, L0, ...) batch (periodic, any dimension), float64 (B,)."""
+    phi = as_numpy(configs).astype(np.float64, copy=False)
     phi2 = phi * phi
-    hop = sum(phi * np.roll(phi, -1, axis=mu) for mu in range(1, phi.ndim))
+    hop = sum(phi * np.roll(phi, -1, axis=mu) for mu in range(1, phi.ndim))  # forward links, once each
     s = -2.0 * kappa * hop + (1.0 - 2.0 * lam) * phi2 + lam * phi2 * phi2
     return s.reshape(len(phi), -1).mean(axis=1)
 
 
-def measure_arrays(M: dict, s: dict, volume: int, dH: dict | None = None, accepted: dict | None = None) -> dict:
-    """Observables from per-replica series in Monte Carlo order.
+def site_moment(configs, k: int) -> np.ndarray:
+    """(1/V) Σ_x φ(x)^k of each configuration, float64 (B,): the k-th moment of the 1-point distribution."""
+    phi = as_numpy(configs).astype(np.float64, copy=False)
+    return (phi ** k).reshape(len(phi), -1).mean(axis=1)
 
-    M, s: {replica label: per-configuration M and S/V}; dH, accepted: {replica label: per-trajectory
-    ΔH and accept flags after thermalisation} or None.  Returns {name: {"value","error","tau_int"}}.
+
+def primaries(configs, kappa: float | None = None, lam: float | None = None) -> dict:
+    """Per-configuration primaries of a batch: {name: (B,) or (B, L0) float64}.
+
+    "s" (action density) only when κ and λ are known.  The powers of M are separate primaries
+    because ⟨M²⟩ ≠ ⟨M⟩²: each is averaged over the ensemble before any nonlinear function is taken.
     """
-    m = errors.primary(M, CONFIG_ENSEMBLE)
-    am = errors.primary({c: np.abs(v) for c, v in M.items()}, CONFIG_ENSEMBLE)
-    m2 = errors.primary({c: v**2 for c, v in M.items()}, CONFIG_ENSEMBLE)
-    m4 = errors.primary({c: v**4 for c, v in M.items()}, CONFIG_ENSEMBLE)
-    obs = {
-        "M": m,
-        "absM": am,
-        "chi2_full": volume * m2,
-        "chi2": volume * (m2 - am * am),
-        "UL": 1 - m4 / (3 * m2 * m2),
-        "action_density": errors.primary(s, CONFIG_ENSEMBLE),
+    M = magnetisation(configs)
+    out = {"M": M, "absM": np.abs(M), "M2": M * M, "M4": M ** 4,
+           "phi2": site_moment(configs, 2), "phi4": site_moment(configs, 4),
+           "Ct": correlator.timeslice_correlator(configs)}
+    if kappa is not None and lam is not None:
+        out["s"] = action_density(configs, kappa, lam)
+    return out
+
+
+def _column(x):
+    """Scalar mean → broadcastable against a vector mean: Obs stay as they are, float arrays of
+    jackknife samples (N,) become (N, 1)."""
+    from .errors import _pe
+
+    return x if isinstance(x, _pe().Obs) else np.asarray(x, dtype=np.float64)[..., None]
+
+
+def derive(m: dict, volume: int) -> dict:
+    """Ensemble quantities from the primaries' means m (Obs, or float arrays of jackknife samples)."""
+    V = volume
+    out = {
+        "M": m["M"],
+        "absM": m["absM"],
+        "chi2": V * (m["M2"] - m["absM"] * m["absM"]),
+        "chi2_full": V * m["M2"],
+        "UL": 1 - m["M4"] / (3 * m["M2"] * m["M2"]),
     }
-    if dH is not None and accepted is not None:
-        obs["acceptance"] = errors.primary(accepted, HISTORY_ENSEMBLE)
-        obs["exp_minus_dH"] = errors.primary({c: np.exp(-v) for c, v in dH.items()}, HISTORY_ENSEMBLE)
-    return {name: errors.summary(o) for name, o in obs.items()}
-
-
-def _read_series(path, label_prefix: str):
-    """Per-chain series of one ensemble file, each chain sorted by trajectory."""
-    from ..io.ensemble import open_ensemble
-
-    with open_ensemble(path) as ens:
-        kappa, lam = float(ens.attrs["kappa"]), float(ens.attrs["lam"])
-        n = len(ens)
-        volume = int(np.prod(ens.configs.shape[1:]))
-        Mall, sall = np.empty(n), np.empty(n)
-        for start, block in ens.iter_chunks():  # streams: memory is one chunk of configurations
-            Mall[start:start + len(block)] = magnetisation(block)
-            sall[start:start + len(block)] = action_density(block, kappa, lam)
-        M, s = {}, {}
-        for c in np.unique(ens.chain):
-            rows = np.flatnonzero(ens.chain == c)
-            rows = rows[np.argsort(ens.traj[rows], kind="stable")]
-            M[f"{label_prefix}chain{c}"], s[f"{label_prefix}chain{c}"] = Mall[rows], sall[rows]
-        therm = ens.n_therm
-        dH = {f"{label_prefix}chain{c}": ens.dH[c, therm:] for c in range(ens.dH.shape[0])}
-        acc = {f"{label_prefix}chain{c}": ens.accepted[c, therm:].astype(np.float64)
-               for c in range(ens.accepted.shape[0])}
-        attrs = {k: v for k, v in ens.attrs.items() if k != "next_traj"}  # per-chain counters: noise here
-    return M, s, dH, acc, volume, attrs, n
-
-
-def measure_files(paths) -> dict:
-    """Measure one ensemble file, or several files combined as replicas of one ensemble (their
-    lattice and couplings must agree).  Returns the JSON layout of docs/data_formats.md:
-    {"observables": {name: {"value", "error", "tau_int"}}, "n": N, "source": path(s), "params": {...}}
-    ("params" holds the attributes common to all files; differing ones become lists, e.g. seeds)."""
-    paths = [str(p) for p in paths]
-    M, s, dH, acc, volumes, attrs_all, n = {}, {}, {}, {}, set(), [], 0
-    for i, path in enumerate(paths):
-        prefix = f"file{i}." if len(paths) > 1 else ""
-        Mi, si, dHi, acci, vol, attrs, ni = _read_series(path, prefix)
-        M.update(Mi), s.update(si), dH.update(dHi), acc.update(acci)
-        volumes.add(vol), attrs_all.append(attrs)
-        n += ni
-    for key in ("L", "kappa", "lam"):
-        values = {repr(a.get(key)) for a in attrs_all}
-        if len(values) > 1:
-            raise ValueError(f"cannot combine {', '.join(paths)}: they differ in {key} ({', '.join(values)})")
-    params = {}
-    for key in attrs_all[0]:
-        values = [a.get(key) for a in attrs_all]
-        params[key] = values[0] if all(v == values[0] for v in values) else values
-    return {"observables": measure_arrays(M, s, volumes.pop(), dH, acc), "n": n,
-            "source": paths[0] if len(paths) == 1 else paths, "params": params}
+    if "s" in m:
+        out["action_density"] = m["s"]
+    out["chi2_conn"] = V * (m["M2"] - m["M"] * m["M"])
+    out["phi2"], out["phi4"] = m["phi2"], m["phi4"]
+    Ct = m["Ct"]
+    # ⟨φ⟩ = 0 exactly on a finite lattice (Z₂), so C(t) itself is the connected correlator; in the
+    # broken phase chains sit in one vacuum and the constant ≈ v² ≈ ⟨|M|⟩² is removed in C_conn.
+    Ct_conn = Ct - _column(m["absM"] * m["absM"])
+    L0 = np.shape(Ct)[-1]
+    out["C_t"], out["C_t_conn"] = Ct, Ct_conn
+    out["m_eff"] = correlator.effective_mass(Ct, L0)
+    out["m_eff_conn"] = correlator.effective_mass(Ct_conn, L0)
+    return out
