@@ -12,6 +12,7 @@ STAMP  := $(VENV)/.qcdhpc-deps
 BUILT  := $(VENV)/.qcdhpc-built
 SOURCES := $(shell find csrc -type f) CMakeLists.txt setup.py pyproject.toml
 RESULTS ?= results
+SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all run test build bench clean distclean system-deps
@@ -45,8 +46,15 @@ build: $(BUILT)
 test: build
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The default workflow (workflows/config/default.yaml) with the local profile; results/ holds the
+# ensembles, models, samples, observables, logs and report.  OMPI_ALLOW_RUN_AS_ROOT lets Open MPI's
+# mpirun work in root containers (it is ignored otherwise).
 run: build
-	@bash scripts/run_default.sh $(PY) $(RESULTS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+	  $(VENV)/bin/snakemake -s workflows/Snakefile --profile workflows/profiles/local \
+	  --config results=$(RESULTS) $(SNAKEMAKE_ARGS)
+	@echo
+	@echo "report: $(RESULTS)/report.md  (and $(RESULTS)/report.html)"
 
 bench: build
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_hmc.py --out $(RESULTS)/bench_hmc.json

@@ -12,7 +12,7 @@ import shlex
 import sys
 
 from .. import __version__
-from . import measure
+from . import measure, report, sample, toy, train
 
 EXIT_USAGE = 2
 
@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_hmc(sub)
     measure.add_parser(sub)
+    train.add_parser(sub)
+    sample.add_parser(sub)
+    toy.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,99 @@
+"""`qcdhpc train ENSEMBLE.h5 --out RUN_DIR|MODEL.pt`: train a score-based diffusion model on an ensemble.
+
+Registered by cli/main.py through add_parser(subparsers); run(args) returns the exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+PHYSICS_ATTRS = ("L", "kappa", "lam", "kind", "seed", "code_version")  # copied into model.pt meta
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train", help="train a diffusion model on the configurations of an ensemble",
+        description="Train a score-based diffusion model (VE or VP SDE, periodic U-Net, EMA) on /configs of "
+                    "an ensemble file. Under torchrun/srun with several ranks it trains with "
+                    "DistributedDataParallel. Writes a run directory (config.json, log.jsonl, checkpoint.pt, "
+                    "loss.png) and the final EMA model (loaded with weights_only=True by `qcdhpc sample`).")
+    p.add_argument("ensemble", metavar="ENSEMBLE.h5")
+    p.add_argument("--out", required=True, metavar="RUN_DIR|MODEL.pt",
+                   help="run directory (model at RUN_DIR/model.pt), or MODEL.pt (run directory MODEL.run/)")
+    g = p.add_argument_group("model")
+    g.add_argument("--sde", choices=("ve", "vp"), default="ve", help="forward SDE (ve: the seeds' σ=25)")
+    g.add_argument("--channels", type=int, default=32, help="U-Net base channels (32)")
+    g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings; L %% 2**depth == 0 (2)")
+    g.add_argument("--n-res", type=int, default=1, help="residual blocks per level (1)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=100)
+    g.add_argument("--batch", type=int, default=64, help="batch size per rank (64)")
+    g.add_argument("--lr", type=float, default=2e-4)
+    g.add_argument("--warmup", type=int, default=100, help="linear learning-rate warm-up steps (100)")
+    g.add_argument("--grad-clip", type=float, default=1.0)
+    g.add_argument("--ema-decay", type=float, default=0.999)
+    g.add_argument("--z2", action=argparse.BooleanOptionalAction, default=True,
+                   help="random φ → −φ augmentation (default on)")
+    g.add_argument("--translate", action=argparse.BooleanOptionalAction, default=True,
+                   help="random periodic-translation augmentation (default on)")
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="CUDA autocast")
+    g.add_argument("--max-configs", type=int, help="train on the first N configurations only")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda (auto)")
+    g.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
+    g.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint.pt")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=lambda args, parser=None: run(args), subparser=p)
+    return p
+
+
+def _refuse(args, message: str) -> int:
+    if getattr(args, "subparser", None) is not None:
+        args.subparser.print_usage(sys.stderr)
+    print(f"qcdhpc train: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def out_paths(out) -> tuple[Path, Path]:
+    """(run directory, model path) for --out."""
+    out = Path(out)
+    if out.suffix == ".pt":
+        return out.with_suffix(".run"), out
+    return out, out / "model.pt"
+
+
+def run(args) -> int:
+    from ..diffusion.train import TrainConfig, train
+    from ..io.ensemble import open_ensemble
+
+    if args.max_configs is not None and args.max_configs < 1:
+        return _refuse(args, "--max-configs must be >= 1")
+    try:
+        with open_ensemble(args.ensemble) as ens:
+            n = len(ens) if args.max_configs is None else min(args.max_configs, len(ens))
+            data = ens.configs[:n]
+            attrs = ens.attrs
+    except (ValueError, FileNotFoundError) as exc:
+        return _refuse(args, str(exc))
+    if data.ndim != 3:
+        return _refuse(args, f"{args.ensemble}: /configs has shape {data.shape}, need (n, L0, L1)")
+    meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
+            "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
+    config = TrainConfig(sde=args.sde, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
+                         epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
+                         grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,
+                         translate=args.translate, seed=args.seed, amp=args.amp,
+                         checkpoint_every=args.checkpoint_every, device=args.device)
+    run_dir, model_path = out_paths(args.out)
+    try:
+        summary = train(data, config, run_dir, resume=args.resume, progress=not args.quiet, meta=meta,
+                        model_path=model_path)
+    except (ValueError, FileExistsError) as exc:
+        return _refuse(args, str(exc))
+    if not args.quiet and summary["rank"] == 0:
+        print(f"{model_path} written: {n} configurations, {summary['epochs']} epochs ({summary['steps']} "
+              f"steps), final loss {summary['final_loss']:.4f}, {summary['time_s']:.1f} s on "
+              f"{summary['device']} x{summary['world_size']}; run directory {run_dir}")
+    return 0

@@ -1,0 +1,239 @@
+"""Training loop (score_sde `run_lib.train`, EDM-style run directory), resumable and optionally DDP.
+
+Run directory `out_dir/`:
+    config.json     the options (TrainConfig) + data shape/stats, written once
+    log.jsonl       one line per epoch: epoch, step, loss, lr, grad_norm, time_s, samples_per_s
+    checkpoint.pt   model, EMA, optimizer, (grad scaler), epoch, step, RNG states, log — atomic
+    model.pt        final EMA model (model_io format; or at `model_path`)
+    loss.png        loss curve
+Resume (resume=True) restores checkpoint.pt and continues bit-identically (same device and build):
+the data order of epoch e depends only on (seed, e) (DistributedSampler), the training noise on a
+torch.Generator whose state is checkpointed, and the learning rate on the global step only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distributed
+from .ema import EMA
+from .losses import dsm_loss
+from .model_io import build_model, save_model
+
+# options that may change on resume (everything else must match the checkpoint)
+_RESUMABLE_CHANGES = {"epochs", "checkpoint_every", "device"}
+
+
+@dataclass
+class TrainConfig:
+    sde: str = "ve"                       # "ve" (the seeds') or "vp"
+    sde_params: dict = field(default_factory=dict)  # e.g. {"sigma": 25.0}; empty = SDE defaults
+    net: str = "unet"                     # "unet" (lattices) or "mlp" (toy / flat data)
+    channels: int = 32                    # unet base channels
+    depth: int = 2                        # unet down-samplings (L must be divisible by 2**depth)
+    n_res: int = 1                        # unet residual blocks per level
+    hidden: int = 128                     # mlp width
+    n_layers: int = 3                     # mlp hidden layers
+    epochs: int = 100
+    batch: int = 64                       # per rank
+    lr: float = 2e-4
+    warmup: int = 100                     # linear lr warm-up steps (score_sde: 5000 for images)
+    grad_clip: float = 1.0                # max global grad norm; 0 disables
+    ema_decay: float = 0.999
+    eps_t: float = 1e-5                   # t ~ U(eps_t, 1)
+    z2: bool = False                      # random φ → −φ augmentation
+    translate: bool = False               # random periodic-translation augmentation (2D fields)
+    seed: int = 0
+    amp: str = "none"                     # "none" | "bf16" | "fp16": CUDA autocast only
+    checkpoint_every: int = 1             # epochs
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _data_tensor(data) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
+    if x.dim() < 1 or x.shape[0] < 1:
+        raise ValueError(f"training data needs shape (n, ...) with n >= 1, got {tuple(x.shape)}")
+    x = x.to(torch.float32).contiguous()
+    if not torch.isfinite(x).all():
+        raise ValueError("training data contains NaN or inf")
+    return x
+
+
+def _write_json_atomic(path, obj):
+    from ..io.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def plot_loss(log: list, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([r["epoch"] for r in log], [r["loss"] for r in log], marker="." if len(log) < 50 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("DSM loss (per site)")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
+          meta: dict | None = None, model_path=None) -> dict:
+    """Train a score model on `data` (n, *site_shape); returns a summary dict (rank 0's view).
+
+    meta: plain-type metadata stored in model.pt (e.g. the training ensemble's couplings)."""
+    out_dir = Path(out_dir)
+    model_path = Path(model_path) if model_path is not None else out_dir / "model.pt"
+    ckpt_path = out_dir / "checkpoint.pt"
+    info = distributed.setup(config.device)
+    dev = info.device
+    x_all = _data_tensor(data)
+    n, site_shape = x_all.shape[0], tuple(x_all.shape[1:])
+    if config.translate and len(site_shape) != 2:
+        raise ValueError("translate augmentation needs 2D fields (n, L0, L1)")
+    stats = {"mean": float(x_all.mean()), "std": float(x_all.std()) if x_all.numel() > 1 else 0.0,
+             "rms": float(x_all.pow(2).mean().sqrt()), "n": int(n)}
+    cfg = config.to_dict()
+
+    torch.manual_seed(config.seed)  # network initialisation: a function of the seed only
+    model, sde = build_model(cfg, site_shape, sigma_data=max(stats["rms"], 1e-8))
+    cfg["sde_params"] = sde.params()  # resolved defaults, so model.pt is self-describing
+    with torch.no_grad():  # shape check (e.g. L not divisible by 2**depth): a clear error before any work
+        model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
+    model.to(dev)
+    ema = EMA(model, config.ema_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    use_amp = config.amp != "none" and dev.type == "cuda"
+    if config.amp not in ("none", "bf16", "fp16"):
+        raise ValueError(f"amp must be none, bf16 or fp16 (got {config.amp!r})")
+    if config.amp != "none" and not use_amp and info.is_main:
+        warnings.warn("amp is CUDA-only; training in float32 on CPU", stacklevel=2)
+    amp_dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and config.amp == "fp16")
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(np.random.SeedSequence([config.seed, info.rank, 0x64736d]).generate_state(1)[0]))
+
+    start_epoch, step, log = 0, 0, []
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, "
+                              f"or choose another output directory")
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        diff = [f"{k}: {ck['config'].get(k)!r} (checkpoint) vs {v!r} (now)" for k, v in cfg.items()
+                if k not in _RESUMABLE_CHANGES and ck["config"].get(k) != v]
+        if diff or ck["data_shape"] != [n, *site_shape]:
+            raise ValueError(f"{ckpt_path}: cannot resume with different options/data: "
+                             + "; ".join(diff or [f"data shape {ck['data_shape']} vs {[n, *site_shape]}"]))
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        scaler.load_state_dict(ck["scaler"])
+        rng = ck["rng"]
+        if len(rng) == info.world_size:
+            gen.set_state(rng[info.rank].cpu())
+        elif info.is_main:
+            warnings.warn(f"checkpoint was written by {len(rng)} ranks, now {info.world_size}: "
+                          "training noise re-seeded (the run stays valid but is not bit-identical)")
+        torch.set_rng_state(ck["torch_rng"].cpu())
+        start_epoch, step, log = int(ck["epoch"]), int(ck["step"]), list(ck["log"])
+
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out_dir / "config.json", {"config": cfg, "data_shape": [n, *site_shape],
+                                                     "data_stats": stats, "meta": meta or {},
+                                                     "world_size": info.world_size})
+        with open(out_dir / "log.jsonl", "w") as f:  # rewritten from the checkpoint's log on resume
+            f.writelines(json.dumps(r) + "\n" for r in log)
+
+    net = model
+    if info.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=config.seed, drop_last=False)
+    x_dev = x_all.to(dev) if dev.type == "cuda" and x_all.numel() * 4 < 2 ** 31 else x_all
+    epochs = range(start_epoch, config.epochs)
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
+    t_start = time.perf_counter()
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        loss_sum, gn_sum, nb = 0.0, 0.0, 0
+        model.train()
+        for idx in order.split(config.batch):
+            x0 = x_dev[idx.to(x_dev.device)].to(dev, non_blocking=True)
+            lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
+                loss = dsm_loss(net, sde, x0, config.eps_t, config.z2, config.translate, gen)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            gn = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                config.grad_clip if config.grad_clip > 0 else math.inf)
+            scaler.step(opt)
+            scaler.update()
+            ema.update(model)
+            step += 1
+            loss_sum, gn_sum, nb = loss_sum + float(loss.detach()), gn_sum + float(gn), nb + 1
+        dt = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "step": step, "loss": distributed.mean_over_ranks(loss_sum / nb, info),
+               "lr": lr, "grad_norm": gn_sum / nb, "time_s": round(dt, 4),
+               "samples_per_s": round(len(order) * info.world_size / dt, 1)}
+        log.append(row)
+        rngs = distributed.all_gather_object(gen.get_state().cpu(), info)
+        if info.is_main:
+            with open(out_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if (epoch + 1) % max(1, config.checkpoint_every) == 0 or epoch + 1 == config.epochs:
+                from ..io.atomic import atomic_path
+
+                ck = {"config": cfg, "data_shape": [n, *site_shape], "epoch": epoch + 1, "step": step,
+                      "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                      "scaler": scaler.state_dict(), "rng": rngs, "torch_rng": torch.get_rng_state(),
+                      "log": log}
+                with atomic_path(ckpt_path) as tmp:
+                    torch.save(ck, tmp)
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    summary = {"out_dir": str(out_dir), "model": str(model_path), "epochs": config.epochs, "steps": step,
+               "final_loss": log[-1]["loss"] if log else None, "world_size": info.world_size, "rank": info.rank,
+               "device": str(dev), "time_s": round(time.perf_counter() - t_start, 3)}
+    if info.is_main:
+        final = build_model(cfg, site_shape, sigma_data=max(stats["rms"], 1e-8))[0]
+        ema.copy_to(final)
+        save_model(model_path, final, cfg, [n, *site_shape], stats, meta)
+        if log:
+            plot_loss(log, out_dir / "loss.png")
+    distributed.barrier(info)
+    distributed.cleanup(info)
+    return summary

@@ -1,0 +1,288 @@
+"""qcdhpc.diffusion: SDE kernels, loss, samplers with exact scores, U-Net symmetry, model files,
+resume, CLI.  Small and CPU-only (the whole file runs in well under a minute)."""
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from qcdhpc.diffusion.losses import dsm_loss, random_roll
+from qcdhpc.diffusion.model_io import build_model, load_model, save_model
+from qcdhpc.diffusion.networks import UNet
+from qcdhpc.diffusion.sampling import sample
+from qcdhpc.diffusion.sde import VESDE, VPSDE, get_sde
+from qcdhpc.diffusion.toy import cumulants, exact_cumulants, sample_double_gaussian
+from qcdhpc.diffusion.train import TrainConfig, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only add overhead (and we share the CPU)
+    yield
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------- SDEs
+
+def test_marginal_prob_closed_forms():
+    t = torch.tensor([1e-5, 0.1, 0.5, 1.0], dtype=torch.float64)
+    x0 = torch.full((4,), 0.7, dtype=torch.float64)
+    mean, std = VESDE(sigma=25.0).marginal_prob(x0, t)
+    # the seeds' p_ξ(φ_ξ|φ_0) = N(φ_0, (σ^{2ξ} − 1)/(2 log σ))
+    torch.testing.assert_close(std ** 2, (25.0 ** (2 * t) - 1) / (2 * math.log(25.0)))
+    torch.testing.assert_close(mean, x0)
+    mean, std = VPSDE(0.1, 20.0).marginal_prob(x0, t)
+    B = 0.1 * t + 0.5 * t ** 2 * 19.9
+    torch.testing.assert_close(mean, torch.exp(-0.5 * B) * x0)
+    torch.testing.assert_close(std ** 2, 1 - torch.exp(-B))
+    # Song's σ_min(σ_max/σ_min)^t form as a special case
+    ve = VESDE.from_sigma_range(0.01, 50.0)
+    torch.testing.assert_close(ve.marginal_coeffs(t)[1] ** 2, 0.01 ** 2 * ((5000.0) ** (2 * t) - 1))
+    with pytest.raises(ValueError, match="unknown SDE"):
+        get_sde("subvp")
+
+
+@pytest.mark.parametrize("name", ["ve", "vp"])
+def test_marginal_prob_matches_forward_simulation(name):
+    """Euler–Maruyama of dx = f dt + g dW from a fixed x0 reproduces the kernel's mean and variance."""
+    sde = get_sde(name)
+    g = torch.Generator().manual_seed(1)
+    n, steps, t_end, x0 = 20000, 400, 0.6, 1.5
+    x = torch.full((n,), x0, dtype=torch.float64)
+    dt = t_end / steps
+    for i in range(steps):
+        t = torch.full((n,), (i + 0.5) * dt, dtype=torch.float64)  # midpoint g: O(dt²) variance error
+        f, gt = sde.sde(x, t)
+        x = x + f * dt + gt * math.sqrt(dt) * torch.randn(n, generator=g, dtype=torch.float64)
+    mean, std = sde.marginal_prob(torch.tensor([x0], dtype=torch.float64),
+                                  torch.tensor([t_end], dtype=torch.float64))
+    var = float(std) ** 2
+    assert abs(float(x.mean()) - float(mean)) < 5 * math.sqrt(var / n) + 0.01 * abs(float(mean))
+    assert abs(float(x.var()) / var - 1) < 5 * math.sqrt(2 / n) + 0.01
+
+
+# ---------------------------------------------------------------- samplers with the exact score
+
+@pytest.mark.parametrize("name", ["ve", "vp"])
+@pytest.mark.parametrize("sampler,kw", [("em", {}), ("pc", {"snr": 0.16}), ("ode", {}),
+                                        ("ode", {"method": "rk45"})])
+def test_samplers_with_exact_gaussian_score(name, sampler, kw):
+    """Data N(m, s²) ⇒ p_t = N(α m, α² s² + σ_t²) and ∇log p_t = −(x − α m)/(α² s² + σ_t²) exactly."""
+    m, s, n = 0.3, 0.7, 20000
+    sde = get_sde(name)
+
+    def score(x, t):
+        a, sd = (c.to(x.dtype) for c in sde.marginal_coeffs(t))
+        return -(x - a * m) / (a ** 2 * s ** 2 + sd ** 2)
+
+    x = sample(score, sde, n, (), sampler, steps=200, seed=5, **kw).double()
+    exp_mean = m
+    if sampler == "ode":
+        # the flow is deterministic, so the prior's mismatch with p_T (mean 0 instead of α_T m, std
+        # prior_std instead of √(α_T² s² + σ_T²)) maps to x_0 exactly: x_0 − m = (x_T − α_T m)·s/√var_T
+        a, sd = (float(c) for c in sde.marginal_coeffs(torch.tensor([sde.T], dtype=torch.float64)))
+        var_T = a ** 2 * s ** 2 + sd ** 2
+        exp_mean = m - a * m * s / math.sqrt(var_T)
+        s_exp = s * sde.prior_std() / math.sqrt(var_T)
+    else:
+        s_exp = s
+    assert abs(float(x.mean()) - exp_mean) < 5 * s / math.sqrt(n)
+    assert abs(float(x.var()) / s_exp ** 2 - 1) < 5 * math.sqrt(2 / n) + 0.01  # + O(1/steps) bias
+
+
+def test_sampler_registry_errors():
+    sde = get_sde("ve")
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sample(lambda x, t: -x, sde, 4, (), "ddim", steps=2)
+
+
+# ---------------------------------------------------------------- loss and training
+
+def test_loss_decreases_on_tiny_set():
+    torch.manual_seed(0)
+    data = 0.5 + 0.3 * torch.randn(64, 8, 8)
+    model, sde = build_model({"sde": "ve", "net": "unet", "channels": 8, "depth": 1, "n_res": 1}, (8, 8),
+                             sigma_data=float(data.pow(2).mean().sqrt()))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+
+    @torch.no_grad()
+    def eval_loss():  # fixed noise: a deterministic estimate to compare before and after
+        return float(dsm_loss(model, sde, data, generator=torch.Generator().manual_seed(123)))
+
+    before = eval_loss()
+    for _ in range(40):
+        loss = dsm_loss(model, sde, data[torch.randint(0, 64, (16,), generator=g)], z2=False, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = eval_loss()
+    assert after < 0.8 * before, (before, after)
+
+
+def test_trained_dm_reproduces_gaussian_variance(tmp_path):
+    """A full train → save → load → sample round trip on 1-D N(0, 0.7²): variance within 5%."""
+    data = np.random.default_rng(0).normal(0.0, 0.7, size=8192).astype(np.float32)
+    cfg = TrainConfig(sde="ve", net="mlp", hidden=64, n_layers=2, epochs=32, batch=256, lr=3e-3, warmup=20,
+                      ema_decay=0.99, checkpoint_every=100, device="cpu")
+    train(data, cfg, tmp_path, progress=False)
+    net, sde, _ = load_model(tmp_path / "model.pt")
+    x = sample(net, sde, 20000, (), "em", steps=100, seed=1).double()
+    assert abs(float(x.var()) / 0.49 - 1) < 0.05
+    assert abs(float(x.mean())) < 0.05
+    assert (tmp_path / "loss.png").stat().st_size > 0
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 32
+
+
+def test_resume_is_bit_identical(tmp_path):
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(24, 4, 4)).astype(np.float32)
+    base = dict(sde="vp", net="unet", channels=8, depth=1, batch=8, lr=1e-3, warmup=3, z2=True, translate=True,
+                seed=3, device="cpu")
+    train(data, TrainConfig(epochs=4, **base), tmp_path / "a", progress=False)
+    train(data, TrainConfig(epochs=2, **base), tmp_path / "b", progress=False)
+    with pytest.raises(FileExistsError):
+        train(data, TrainConfig(epochs=4, **base), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        train(data, TrainConfig(epochs=4, **{**base, "lr": 2e-3}), tmp_path / "b", resume=True, progress=False)
+    train(data, TrainConfig(epochs=4, **base), tmp_path / "b", resume=True, progress=False)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    ma = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
+    mb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    assert [r["loss"] for r in a["log"]] == [r["loss"] for r in b["log"]]
+    assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) == 4
+
+
+# ---------------------------------------------------------------- network and model files
+
+def test_unet_commutes_with_periodic_translations():
+    torch.manual_seed(0)
+    net = UNet(channels=8, depth=2).double()
+    for p in net.parameters():  # the output conv starts at zero: randomise so the test can fail
+        torch.nn.init.normal_(p, std=0.2)
+    x, t = torch.randn(2, 16, 12, dtype=torch.float64), torch.tensor([0.3, 0.8], dtype=torch.float64)
+    y = net(x, t)
+    for shift in [(4, 0), (0, 8), (12, 4)]:  # multiples of 2**depth: exact symmetry of the design
+        torch.testing.assert_close(net(torch.roll(x, shift, (1, 2)), t), torch.roll(y, shift, (1, 2)))
+    # the wrap-around is real: a zero-padded conv net would break this at the boundary
+    zero_padded = torch.nn.Conv2d(1, 1, 3, padding=1).double()
+    rolled = zero_padded(torch.roll(x, (4, 0), (1, 2))[:, None])
+    assert not torch.allclose(rolled, torch.roll(zero_padded(x[:, None]), (4, 0), (2, 3)))
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.randn(1, 10, 12, dtype=torch.float64), t[:1])
+
+
+def test_random_roll_is_a_translation():
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+    y = random_roll(x, torch.Generator().manual_seed(0))
+    for b in range(2):
+        assert any(torch.equal(y[b], torch.roll(x[b], (i, j), (0, 1))) for i in range(3) for j in range(4))
+
+
+def test_model_roundtrip_weights_only(tmp_path):
+    cfg = {"sde": "vp", "sde_params": {"beta_min": 0.1, "beta_max": 20.0}, "net": "unet", "channels": 8,
+           "depth": 1, "n_res": 1}
+    model, _ = build_model(cfg, (8, 8), sigma_data=0.9)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    save_model(tmp_path / "m.pt", model, cfg, [10, 8, 8], {"rms": 0.9, "mean": 0.0, "std": 0.9, "n": 10},
+               {"training_ensemble": {"kappa": 0.21, "lam": 0.022}})
+    net, sde, config = load_model(tmp_path / "m.pt")
+    assert isinstance(sde, VPSDE) and config["meta"]["training_ensemble"]["kappa"] == 0.21
+    x, t = torch.randn(3, 8, 8), torch.tensor([0.1, 0.5, 0.9])
+    torch.testing.assert_close(net(x, t), model(x, t))
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_model(tmp_path / "junk.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a qcdhpc.diffusion"):
+        load_model(tmp_path / "other.pt")
+    torch.save({"format": "qcdhpc.diffusion", "x": np.zeros(2)}, tmp_path / "pickled.pt")  # numpy: refused
+    with pytest.raises(ValueError, match="not a readable"):
+        load_model(tmp_path / "pickled.pt")
+
+
+# ---------------------------------------------------------------- toy cumulants
+
+def test_double_gaussian_cumulants():
+    assert exact_cumulants() == pytest.approx({"kappa2": 1.0625, "kappa4": -2.0, "kappa6": 16.0, "kappa8": -272.0})
+    c = cumulants(sample_double_gaussian(200_000, seed=4), n_boot=30)
+    for k, v in exact_cumulants().items():
+        assert abs(c[k]["value"] - v) < 5 * c[k]["error"], (k, c[k], v)
+    g = cumulants(np.random.default_rng(0).normal(size=200_000), n_boot=30)  # Gaussian: κ_{n>2} = 0
+    assert abs(g["kappa4"]["value"]) < 5 * g["kappa4"]["error"]
+
+
+# ---------------------------------------------------------------- CLI
+
+def _cli(argv):
+    import argparse
+
+    from qcdhpc.cli import sample as cli_sample
+    from qcdhpc.cli import train as cli_train
+
+    parser = argparse.ArgumentParser(prog="qcdhpc")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_train.add_parser(sub)
+    cli_sample.add_parser(sub)
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    return args.func(args, parser)
+
+
+def test_cli_train_sample_smoke(tmp_path):
+    from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
+
+    n, L = 16, 8
+    ens = tmp_path / "ens.h5"
+    with h5py.File(ens, "w") as f:
+        create_ensemble(f, n=n, site_shape=(L, L), dtype=np.float64, nchains=2, ntraj_total=10, n_therm=2,
+                        attrs={"kind": "phi4-hmc", "L": [L, L], "kappa": 0.21, "lam": 0.022})
+        write_configs(f, 0, np.random.default_rng(0).normal(size=(n, L, L)), np.arange(n) % 2, np.arange(n) // 2 + 2)
+        write_history(f, 0, 0, np.zeros((2, 10)), np.ones((2, 10), np.uint8))
+    model = tmp_path / "model.pt"
+    assert _cli(["train", str(ens), "--out", str(model), "--epochs", "1", "--batch", "8", "--channels", "8",
+                 "--depth", "1", "--device", "cpu", "--quiet"]) == 0
+    assert (tmp_path / "model.run" / "loss.png").exists() and (tmp_path / "model.run" / "checkpoint.pt").exists()
+    out = tmp_path / "samples.h5"
+    for sampler in ("em", "pc", "ode"):
+        assert _cli(["sample", str(model), "--n", "6", "--steps", "3", "--sampler", sampler, "--batch", "4",
+                     "--out", str(out), "--device", "cpu", "--quiet", "--overwrite"]) == 0
+        with open_ensemble(out) as s:  # the HMC ensemble reader accepts it
+            assert s.configs.shape == (6, L, L) and np.isfinite(s.configs[()]).all()
+            assert s.attrs["kind"] == "diffusion-samples" and s.attrs["sampler"] == sampler
+            assert s.attrs["kappa"] == 0.21 and s.attrs["lam"] == 0.022 and s.attrs["L"] == [L, L]
+            assert (s.chain == 0).all() and (s.traj == np.arange(6)).all()
+    assert _cli(["sample", str(model), "--n", "2", "--out", str(out), "--quiet"]) == 2  # exists: refused
+    assert _cli(["sample", str(ens), "--n", "2", "--out", str(tmp_path / "x.h5"), "--quiet"]) == 2  # not a model
+    assert _cli(["train", str(model), "--out", str(tmp_path / "r"), "--quiet"]) == 2  # not an ensemble
+
+
+def test_python_m_qcdhpc_train_sample(tmp_path):
+    """End to end through `python -m qcdhpc` (cli/main.py dispatch), as a user runs it."""
+    import subprocess
+    import sys
+
+    from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
+
+    ens = tmp_path / "ens.h5"
+    with h5py.File(ens, "w") as f:
+        create_ensemble(f, n=8, site_shape=(4, 4), dtype=np.float32, nchains=1, ntraj_total=8, n_therm=0,
+                        attrs={"kind": "phi4-hmc", "L": [4, 4], "kappa": 0.2, "lam": 0.01})
+        write_configs(f, 0, np.ones((8, 4, 4)), np.zeros(8), np.arange(8))
+        write_history(f, 0, 0, np.zeros((1, 8)), np.ones((1, 8), np.uint8))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "qcdhpc", *a], capture_output=True, text=True)  # noqa: E731
+    r = run("train", str(ens), "--out", str(tmp_path / "run"), "--epochs", "1", "--channels", "8", "--depth", "1",
+            "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run("sample", str(tmp_path / "run" / "model.pt"), "--n", "5", "--steps", "2", "--out",
+            str(tmp_path / "s.h5"), "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr
+    with open_ensemble(tmp_path / "s.h5") as s:
+        assert s.configs.shape == (5, 4, 4) and "qcdhpc sample" in s.attrs["command"]

@@ -1,0 +1,59 @@
+# Shared helpers: config validation (schema defaults filled in), paths, CLI argument strings.
+import importlib.util
+import shutil
+import sys
+
+from snakemake.utils import validate
+
+
+validate(config, schema=os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+
+RESULTS = config["results"]
+QCDHPC = config["qcdhpc"]
+POINTS = list(config["points"])
+SETS = ("train", "test")
+
+
+wildcard_constraints:
+    point="|".join(POINTS),
+    set="train|test",
+
+
+def point_dir(point):
+    return f"{RESULTS}/{point}"
+
+
+def hmc_args(wildcards):
+    """`qcdhpc hmc` options of one ensemble: the point's action + the set's statistics and seed."""
+    p, h = config["points"][wildcards.point], config["hmc"]
+    s = h[wildcards.set]
+    return (f"--L {p['L']} --kappa {p['kappa']} --lam {p['lam']} --nchains {s['nchains']} "
+            f"--ntraj {s['ntraj']} --therm {h['therm']} --every {h['every']} --nmd {h['nmd']} "
+            f"--tau {h['tau']} --integrator {h['integrator']} --seed {s['seed']} --dtype {h['dtype']}")
+
+
+def hmc_ranks():
+    """MPI ranks per HMC job; one where this machine has no launcher or no mpi4py (a laptop
+    without MPI still runs the workflow: the ensemble is the same, only slower)."""
+    ranks, launcher = config["hmc"]["ranks"], config["hmc"]["mpi"].split()[0]
+    if ranks > 1 and (shutil.which(launcher) is None or importlib.util.find_spec("mpi4py") is None):
+        print(f"qcdhpc workflow: no '{launcher}' or no mpi4py here: HMC runs as 1 rank", file=sys.stderr)
+        return 1
+    return ranks
+
+
+def mpi_launch(wildcards, resources):
+    """Launcher prefix of MPI rules: `<mpi> -n <tasks>` with more than one rank, nothing otherwise."""
+    return f"{resources.mpi} -n {resources.tasks}" if int(resources.tasks) > 1 else ""
+
+
+def train_args():
+    t = config["train"]
+    return (f"--sde {t['sde']} --epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
+            f"--channels {t['channels']} --depth {t['depth']} --seed {t['seed']} --device {t['device']}")
+
+
+def sample_args():
+    s = config["sample"]
+    return (f"--n {s['n']} --steps {s['steps']} --sampler {s['sampler']} --batch {s['batch']} "
+            f"--seed {s['seed']} --device {config['train']['device']}")
