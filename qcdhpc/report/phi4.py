@@ -54,6 +54,7 @@ def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 
     """A row of configurations from each ensemble file: what the generator draws, by eye."""
     import h5py
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -70,7 +71,8 @@ def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 
     for row, (lab, path) in enumerate(files):
         with h5py.File(path, "r") as f:
             cfg = f["configs"]
-            idx = [int(i) for i in (len(cfg) - 1) * (1 + 2 * __import__("numpy").arange(n_show)) // (2 * n_show)]
+            # evenly spread through the file (for HMC: through the Markov chain)
+            idx = [int(i) for i in (len(cfg) - 1) * (1 + 2 * np.arange(n_show)) // (2 * n_show)]
             imgs = [cfg[i] for i in idx]
         lim = max(float(abs(im).max()) for im in imgs)
         for col, im in enumerate(imgs):
@@ -85,6 +87,12 @@ def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _relative(path: Path, base: Path) -> str:
+    """Figure links relative to the report, so the results directory can be moved as a whole."""
+    path, base = Path(path).resolve(), Path(base).resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def point_section(point: Path, report_dir: Path) -> dict:
@@ -103,16 +111,14 @@ def point_section(point: Path, report_dir: Path) -> dict:
         rows.append({"name": _label(ens), "n": ens.get("n"), "cells": cells, "n_sigma": sig,
                      "method": ens.get("error_method")})
     figures = []
-    rel = lambda p: Path(p).resolve().relative_to(report_dir.resolve()) if Path(p).resolve().is_relative_to(report_dir.resolve()) else Path(p).resolve()  # noqa: E731
-    cfg_png = _config_figure(point, ensembles, point / "plots" / "configurations.png")
+    _config_figure(point, ensembles, point / "plots" / "configurations.png")
     for name, caption in (("plots/hist_M.png", "Distribution of the magnetisation M"),
                           ("plots/configurations.png", "Configurations (same colour scale per row)"),
                           ("model/loss.png", "Diffusion-model training loss"),
                           ("plots/hist_action_density.png", "Distribution of the action density S/V"),
                           ("plots/correlator.png", "Zero-momentum correlator C(t)")):
         if (point / name).exists():
-            figures.append({"path": str(rel(point / name)), "caption": caption})
-    del cfg_png
+            figures.append({"path": _relative(point / name, report_dir), "caption": caption})
     distances = res.get("distribution_distance", {})
     return {"name": point.name, "params": params, "rows": rows, "figures": figures,
             "distances": distances, "L": ensembles[0].get("L")}
