@@ -286,3 +286,124 @@ def test_python_m_qcdhpc_train_sample(tmp_path):
     assert r.returncode == 0, r.stderr
     with open_ensemble(tmp_path / "s.h5") as s:
         assert s.configs.shape == (5, 4, 4) and "qcdhpc sample" in s.attrs["command"]
+
+
+def _tiny_ensemble(path, n=64, L=8):
+    from qcdhpc.io.ensemble import create_ensemble, write_configs, write_history
+
+    with h5py.File(path, "w") as f:
+        create_ensemble(f, n=n, site_shape=(L, L), dtype=np.float64, nchains=2, ntraj_total=n, n_therm=0,
+                        attrs={"kind": "phi4-hmc", "L": [L, L], "kappa": 0.21, "lam": 0.022})
+        write_configs(f, 0, np.random.default_rng(0).normal(size=(n, L, L)), np.arange(n) % 2, np.arange(n) // 2)
+        write_history(f, 0, 0, np.zeros((2, n // 2)), np.ones((2, n // 2), np.uint8))
+
+
+def test_cli_train_sigterm_checkpoints_exit_75_and_resumes(tmp_path):
+    """SIGTERM (scancel, Slurm's hard time limit) stops `qcdhpc train` after the current epoch with
+    checkpoint.pt written and exit 75; `--resume` finishes with the weights of an unbroken run."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from qcdhpc.interrupt import EXIT_INTERRUPTED
+
+    signame = "SIGTERM"
+
+    ens = tmp_path / "ens.h5"
+    _tiny_ensemble(ens)
+    # 1 thread: the same float summation order in every process, so runs compare bit for bit
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    epochs = 40
+
+    def cmd(out, *extra):
+        return [sys.executable, "-m", "qcdhpc", "train", str(ens), "--out", str(out), "--epochs", str(epochs),
+                "--batch", "8", "--channels", "8", "--depth", "1", "--device", "cpu", "--seed", "5", "--quiet",
+                *extra]
+
+    # the unbroken reference runs alongside the broken one (wall time)
+    ref = subprocess.Popen(cmd(tmp_path / "ref"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    proc = subprocess.Popen(cmd(tmp_path / "run"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.01)
+    proc.send_signal(getattr(signal, signame))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert f"{signame} received: checkpoint written after epoch" in err and "--resume" in err, err
+    stopped = torch.load(ckpt, weights_only=True)["epoch"]
+    assert 1 <= stopped < epochs, stopped  # really cut short, not finished before the signal
+    assert not (tmp_path / "run" / "model.pt").exists()
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == stopped
+
+    r = subprocess.run(cmd(tmp_path / "run", "--resume"), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err
+
+    a = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert [r["loss"] for r in a["log"]] == [r["loss"] for r in b["log"]]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, epochs + 1))
+
+
+def test_train_sigusr1_in_process_stops_after_epoch_and_resumes(tmp_path):
+    """SIGUSR1 (what the sbatch templates forward before the time limit) through the library: train()
+    raises Interrupted after the epoch with checkpoint.pt written, restores the previous handler, and
+    resume=True ends bit-identical to an unbroken run.  In-process: no interpreter start-up to pay."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from qcdhpc.diffusion.train import Interrupted
+
+    data = np.random.default_rng(2).normal(size=(64, 4, 4)).astype(np.float32)
+    cfg = TrainConfig(sde="ve", net="unet", channels=4, depth=1, epochs=20, batch=8, lr=1e-3, warmup=3,
+                      seed=7, device="cpu", checkpoint_every=5)
+    train(data, cfg, tmp_path / "ref", progress=False)
+
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    done = threading.Event()
+
+    def signal_after_first_checkpoint():
+        while not ckpt.exists() and not done.is_set():
+            time.sleep(0.005)
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGUSR1)  # handled in the main thread, inside train()
+
+    # pytest leaves SIGUSR1 at its default (terminate): a signal arriving late, after train() restored
+    # the handler, must not kill the test session.
+    def ignore(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGUSR1, ignore)
+    sender = threading.Thread(target=signal_after_first_checkpoint, daemon=True)
+    sender.start()
+    try:
+        with pytest.raises(Interrupted, match="SIGUSR1 received: checkpoint written after epoch"):
+            train(data, cfg, tmp_path / "run", progress=False)
+        assert signal.getsignal(signal.SIGUSR1) is ignore  # train() restored the previous handler
+    finally:
+        done.set()
+        sender.join()  # no signal after the default action is back
+        signal.signal(signal.SIGUSR1, before)
+    stopped = torch.load(ckpt, weights_only=True)["epoch"]
+    # checkpoint_every=5: a stop in between still writes one, at the epoch it stopped after
+    assert 5 <= stopped < cfg.epochs and not (tmp_path / "run" / "model.pt").exists()
+    train(data, cfg, tmp_path / "run", resume=True, progress=False)
+    a = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,6 +1,8 @@
 """`qcdhpc train ENSEMBLE.h5 --out RUN_DIR|MODEL.pt`: train a score-based diffusion model on an ensemble.
 
-Registered by cli/main.py through add_parser(subparsers); run(args) returns the exit code.
+Registered by cli/main.py through add_parser(subparsers); run(args) returns the exit code: 0, 2 (refused),
+or 75 (qcdhpc.interrupt.EXIT_INTERRUPTED) when SIGTERM/SIGUSR1/SIGINT stopped it after an epoch with
+checkpoint.pt written — rerun the same command with --resume, as `qcdhpc hmc`.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train a score-based diffusion model (VE or VP SDE, periodic U-Net, EMA) on /configs of "
                     "an ensemble file. Under torchrun/srun with several ranks it trains with "
                     "DistributedDataParallel. Writes a run directory (config.json, log.jsonl, checkpoint.pt, "
-                    "loss.png) and the final EMA model (loaded with weights_only=True by `qcdhpc sample`).")
+                    "loss.png) and the final EMA model (loaded with weights_only=True by `qcdhpc sample`). "
+                    "On SIGTERM, SIGUSR1 or SIGINT it finishes the current epoch, writes checkpoint.pt and "
+                    "exits 75: rerun the same command with --resume to continue.")
     p.add_argument("ensemble", metavar="ENSEMBLE.h5")
     p.add_argument("--out", required=True, metavar="RUN_DIR|MODEL.pt",
                    help="run directory (model at RUN_DIR/model.pt), or MODEL.pt (run directory MODEL.run/)")
@@ -64,8 +68,15 @@ def out_paths(out) -> tuple[Path, Path]:
     return out, out / "model.pt"
 
 
+def _is_main_rank() -> bool:
+    from ..diffusion.distributed import launcher
+
+    found = launcher()
+    return found is None or found[1] == 0
+
+
 def run(args) -> int:
-    from ..diffusion.train import TrainConfig, train
+    from ..diffusion.train import Interrupted, TrainConfig, train
     from ..io.ensemble import open_ensemble
 
     if args.max_configs is not None and args.max_configs < 1:
@@ -92,6 +103,10 @@ def run(args) -> int:
                         model_path=model_path)
     except (ValueError, FileExistsError) as exc:
         return _refuse(args, str(exc))
+    except Interrupted as exc:
+        if _is_main_rank():
+            print(f"qcdhpc train: interrupted: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not args.quiet and summary["rank"] == 0:
         print(f"{model_path} written: {n} configurations, {summary['epochs']} epochs ({summary['steps']} "
               f"steps), final loss {summary['final_loss']:.4f}, {summary['time_s']:.1f} s on "

@@ -9,6 +9,10 @@ Run directory `out_dir/`:
 Resume (resume=True) restores checkpoint.pt and continues bit-identically (same device and build):
 the data order of epoch e depends only on (seed, e) (DistributedSampler), the training noise on a
 torch.Generator whose state is checkpointed, and the learning rate on the global step only.
+SIGTERM/SIGUSR1/SIGINT (Slurm's time-limit warning, scancel, Ctrl-C) stop the run at the end of the
+current epoch: checkpoint.pt is written (whatever checkpoint_every says) and `Interrupted` is raised
+(CLI exit 75, qcdhpc.interrupt): rerun with resume=True to continue.  Epochs are the unit because the
+checkpoint is per epoch; a signal's lead time must cover one epoch plus the checkpoint write.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..interrupt import EXIT_INTERRUPTED, SignalCatcher
 from . import distributed
 from .ema import EMA
 from .losses import dsm_loss
@@ -58,6 +63,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on a signal after writing checkpoint.pt; rerun with resume=True to continue."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, ckpt_path: Path, signame: str, epoch: int, epochs: int):
+        self.checkpoint = ckpt_path
+        super().__init__(f"{signame} received: checkpoint written after epoch {epoch} of {epochs} in "
+                         f"{ckpt_path}; rerun the same command with --resume to continue")
 
 
 def _data_tensor(data) -> torch.Tensor:
@@ -100,7 +116,12 @@ def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bo
     """Train a score model on `data` (n, *site_shape); returns a summary dict (rank 0's view).
 
     meta: plain-type metadata stored in model.pt (e.g. the training ensemble's couplings)."""
-    out_dir = Path(out_dir)
+    with SignalCatcher() as sig:
+        return _train(data, config, Path(out_dir), resume, progress, meta, model_path, sig)
+
+
+def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: bool, meta: dict | None,
+           model_path, sig: SignalCatcher) -> dict:
     model_path = Path(model_path) if model_path is not None else out_dir / "model.pt"
     ckpt_path = out_dir / "checkpoint.pt"
     info = distributed.setup(config.device)
@@ -206,11 +227,16 @@ def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bo
                "lr": lr, "grad_norm": gn_sum / nb, "time_s": round(dt, 4),
                "samples_per_s": round(len(order) * info.world_size / dt, 1)}
         log.append(row)
-        rngs = distributed.all_gather_object(gen.get_state().cpu(), info)
+        # Every rank must stop after the same epoch (DDP collectives): the flags travel with the RNG
+        # states, which are gathered every epoch anyway.  A signal seen by any rank stops all.
+        gathered = distributed.all_gather_object((gen.get_state().cpu(), sig.caught), info)
+        rngs = [g[0] for g in gathered]
+        caught = next((g[1] for g in gathered if g[1] is not None), None)
+        stop = caught is not None and epoch + 1 < config.epochs
         if info.is_main:
             with open(out_dir / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            if (epoch + 1) % max(1, config.checkpoint_every) == 0 or epoch + 1 == config.epochs:
+            if stop or (epoch + 1) % max(1, config.checkpoint_every) == 0 or epoch + 1 == config.epochs:
                 from ..io.atomic import atomic_path
 
                 ck = {"config": cfg, "data_shape": [n, *site_shape], "epoch": epoch + 1, "step": step,
@@ -222,6 +248,13 @@ def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bo
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             bar.update(1)
+        if stop:
+            if bar is not None:
+                bar.close()
+            distributed.barrier(info)  # the checkpoint is on disk before any rank exits
+            distributed.cleanup(info)
+            raise Interrupted(ckpt_path, caught if caught == sig.caught else f"{caught} (another rank)",
+                              epoch + 1, config.epochs)
     if bar is not None:
         bar.close()
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 import datetime
 import json
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,11 +28,11 @@ import numpy as np
 from .. import __version__
 from ..io import checkpoint as ckpt
 from ..io.atomic import atomic_h5
+from ..interrupt import EXIT_INTERRUPTED, SignalCatcher
 from ..io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
 from ..parallel import mpi
 from .params import HMCParams
 
-EXIT_INTERRUPTED = 75  # sysexits EX_TEMPFAIL: "temporary failure, retry" — rerun with --resume
 KIND = "phi4-hmc"
 RNG = "philox4x64-10"
 HOT_START_TAG = 0x686F74  # "hot": separates the start-field stream from the kernel's (seed, chain) keys
@@ -84,32 +82,6 @@ def _numpy(x) -> np.ndarray:
 def _params_diff(recorded: dict, now: dict) -> list[str]:
     return [f"{k}: {recorded.get(k)!r} (recorded) vs {now.get(k)!r} (now)"
             for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
-
-
-class _SignalCatcher:
-    """Turn SIGTERM/SIGUSR1/SIGINT into a flag checked between batches (Slurm sends SIGTERM, or a
-    chosen signal with --signal, before the time limit).  A second SIGINT interrupts immediately."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
-
-    def __init__(self):
-        self.caught: str | None = None
-        self._old: dict = {}
-
-    def _handler(self, signum, frame):
-        if self.caught is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.caught = signal.Signals(signum).name
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # handlers only install there
-            for s in self.SIGNALS:
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for s, old in self._old.items():
-            signal.signal(s, old)
 
 
 class EnsembleRun:
@@ -238,7 +210,7 @@ class EnsembleRun:
         dHs: list[np.ndarray] = []
         accs: list[np.ndarray] = []
         seg_begin, seg_time = t, time.monotonic()
-        with _SignalCatcher() as sig:
+        with SignalCatcher() as sig:
             while t < total:
                 # A batch ends at the next save point, checkpoint boundary, or the end of the run.
                 if t < p.therm:

@@ -34,8 +34,8 @@ def fmt(value, error) -> str:
     if scaled >= 100:  # rounding carried into a third digit (e.g. 0.0996 -> 100)
         digits -= 1
         scaled = round(error * 10**digits)
-    if digits == 0:
-        return f"{value:.0f}({scaled})"
+    if digits <= 0:  # errors >= 10: both rounded to the error's second significant digit
+        return f"{round(value, digits):.0f}({round(error, digits):.0f})"
     return f"{value:.{digits}f}({scaled})"
 
 

@@ -13,10 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import SlurmCluster, SlurmUnavailable  # noqa: E402
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slurm: needs a real one-node Slurm (started by tests/slurm)")
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster():
     cluster = SlurmCluster(log=lambda msg: print(msg, file=sys.stderr))
