@@ -15,7 +15,7 @@ RESULTS ?= results
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all run test build bench clean distclean system-deps
+.PHONY: all run test build bench bench-sampler toy-cumulants phi4-cpu-hour clean distclean system-deps
 
 all: build
 
@@ -58,6 +58,19 @@ run: build
 
 bench: build
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_hmc.py --out $(RESULTS)/bench_hmc.json
+
+bench-sampler: build
+	$(PY) benchmarks/bench_sampler.py --out $(RESULTS)/bench_sampler.json
+
+# The seeds' tables (docs/results.md): the double-Gaussian cumulants of VE and VP diffusion models,
+# and the 32x32 phi^4 comparison HMC-train / HMC-test / DM sized for about an hour on a CPU.
+toy-cumulants: build
+	$(VENV)/bin/qcdhpc toy-cumulants --epochs 30 --out $(RESULTS)/diffusion/toy_cumulants.json
+
+phi4-cpu-hour: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+	  $(VENV)/bin/snakemake -s workflows/Snakefile --configfile workflows/config/cpu_hour.yaml \
+	  --profile workflows/profiles/local $(SNAKEMAKE_ARGS)
 
 clean:
 	rm -rf build $(BUILT) qcdhpc/*.so *.egg-info
