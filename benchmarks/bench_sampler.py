@@ -118,14 +118,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from bench_hmc import cpu_name  # noqa: E402  (same directory: one definition of the machine label)
 
 
 def timed(fn, repeats):
