@@ -137,13 +137,18 @@ def measure(run, target, repeats):
 MALLOC_TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 
 
+def reexec_with_tuned_malloc(script: str, argv: list[str]) -> None:
+    """glibc reads its malloc tunables at process start: re-execute `script` once with them set
+    (a no-op when they already are).  Shared by the benchmarks of this directory."""
+    if any(os.environ.get(k) != v for k, v in MALLOC_TUNED.items()):
+        os.execve(sys.executable, [sys.executable, os.path.abspath(script), *argv], {**os.environ, **MALLOC_TUNED})
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    # glibc reads its malloc tunables at process start: re-execute once with them set
-    if not args.plain_malloc and any(os.environ.get(k) != v for k, v in MALLOC_TUNED.items()):
-        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv],
-                  {**os.environ, **MALLOC_TUNED})
+    if not args.plain_malloc:
+        reexec_with_tuned_malloc(__file__, argv)
     # OpenMP reads OMP_NUM_THREADS when its runtime starts, i.e. at the first import of the kernel or
     # torch: set it before either is imported.
     os.environ["OMP_NUM_THREADS"] = str(args.threads)

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import statistics
@@ -118,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-from bench_hmc import cpu_name  # noqa: E402  (same directory: one definition of the machine label)
+from bench_hmc import MALLOC_TUNED, cpu_name, reexec_with_tuned_malloc  # noqa: E402  (same directory)
 
 
 def timed(fn, repeats):
@@ -266,7 +265,6 @@ def break_even(one_off, r_hmc, r_dm):
 
 # ------------------------------------------------------------------------------------------ main ----
 
-MALLOC_TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 
 
 def fmt_n(x):
@@ -276,9 +274,8 @@ def fmt_n(x):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if not args.plain_malloc and any(os.environ.get(k) != v for k, v in MALLOC_TUNED.items()):
-        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv],
-                  {**os.environ, **MALLOC_TUNED})
+    if not args.plain_malloc:
+        reexec_with_tuned_malloc(__file__, argv)
     tmax = max(args.threads)  # the tau_int run and training use the most threads timed
     os.environ["OMP_NUM_THREADS"] = str(tmax)
     load0 = os.getloadavg()

@@ -13,8 +13,8 @@ import sys
 
 from .. import __version__
 from . import measure, report, sample, toy, train
+from .common import EXIT_USAGE, refuse
 
-EXIT_USAGE = 2
 
 
 def _add_hmc(sub) -> None:
@@ -66,18 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse(parser, args, message: str) -> int:
-    """argparse-style refusal: usage + reason on stderr, exit code 2, no traceback."""
-    args.subparser.print_usage(sys.stderr)
-    print(f"qcdhpc {args.command}: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def _cmd_hmc(args, parser) -> int:
     from ..phi4.params import HMCParams
 
     if args.L is None and (args.L0 is None or args.L1 is None):
-        return _refuse(parser, args, "give --L, or both --L0 and --L1")
+        return refuse(args, "give --L, or both --L0 and --L1")
     L = (args.L0 if args.L0 is not None else args.L, args.L1 if args.L1 is not None else args.L)
     try:
         params = HMCParams(L=L, kappa=args.kappa, lam=args.lam, nchains=args.nchains, ntraj=args.ntraj,
@@ -85,7 +80,7 @@ def _cmd_hmc(args, parser) -> int:
                            integrator=args.integrator, seed=args.seed, dtype=args.dtype,
                            device=args.device)
     except ValueError as exc:
-        return _refuse(parser, args, str(exc))
+        return refuse(args, str(exc))
 
     from ..parallel import mpi
     from ..phi4.ensemble import EnsembleRun, Interrupted
@@ -97,7 +92,7 @@ def _cmd_hmc(args, parser) -> int:
                           checkpoint_seconds=args.checkpoint_seconds, progress=not args.quiet,
                           command=shlex.join(["qcdhpc", *args.argv]), comm=comm)
     except (ValueError, FileExistsError) as exc:
-        return _refuse(parser, args, str(exc)) if comm.rank == 0 else EXIT_USAGE
+        return refuse(args, str(exc)) if comm.rank == 0 else EXIT_USAGE
     try:
         with mpi.abort_on_exception(comm, passthrough=(Interrupted,)):
             summary = run.run()

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
-EXIT_USAGE = 2
+from functools import partial
+
+from .common import refuse
+
+_refuse = partial(refuse, command="measure")  # also right when run(args) is called directly
+
 # Rows of the table: the required observables, then the scalar extras.
 ROWS = ("M", "absM", "chi2", "chi2_full", "chi2_conn", "UL", "action_density", "phi2", "phi4",
         "acceptance", "exp_minus_dH")
@@ -40,10 +44,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=lambda args, parser=None: run(args), subparser=p)
 
 
-def _refuse(args, message: str) -> int:
-    args.subparser.print_usage(sys.stderr)
-    print(f"qcdhpc measure: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def _fmt(q) -> str:

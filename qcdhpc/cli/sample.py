@@ -9,10 +9,14 @@ no accept/reject step; attribute `hmc_history = "none"` says so), n_therm = 0.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
+from functools import partial
+
+from .common import refuse
+
+_refuse = partial(refuse, command="sample")  # also right when run(args) is called directly
+
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,11 +43,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _refuse(args, message: str) -> int:
-    if getattr(args, "subparser", None) is not None:
-        args.subparser.print_usage(sys.stderr)
-    print(f"qcdhpc sample: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def run(args) -> int:

@@ -10,7 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
+from functools import partial
+
+from .common import refuse
+
+_refuse = partial(refuse, command="train")  # also right when run(args) is called directly
+
 PHYSICS_ATTRS = ("L", "kappa", "lam", "kind", "seed", "code_version")  # copied into model.pt meta
 
 
@@ -53,11 +58,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _refuse(args, message: str) -> int:
-    if getattr(args, "subparser", None) is not None:
-        args.subparser.print_usage(sys.stderr)
-    print(f"qcdhpc train: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def out_paths(out) -> tuple[Path, Path]:
