@@ -196,15 +196,18 @@ rule measure:
 '''
 
 
-def test_slurm_profile_drives_executor_plugin(slurm_cluster, tmp_path):
-    """The profile against this cluster (no accounting: squeue status), on a two-rule stand-in."""
+def _snakemake_with_slurm_plugin() -> str:
+    """The venv's snakemake, skipping the test when it or the Slurm executor plugin is missing."""
     snakemake = shutil.which("snakemake", path=str(PREFIX / "bin"))
     if snakemake is None:
         pytest.skip("snakemake not installed in the test environment")
-    try:
-        import snakemake_executor_plugin_slurm  # noqa: F401
-    except ImportError:
-        pytest.skip("snakemake-executor-plugin-slurm not installed")
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm not installed")
+    return snakemake
+
+
+def test_slurm_profile_drives_executor_plugin(slurm_cluster, tmp_path):
+    """The profile against this cluster (no accounting: squeue status), on a two-rule stand-in."""
+    snakemake = _snakemake_with_slurm_plugin()
     (tmp_path / "Snakefile").write_text(PROFILE_SNAKEFILE)
     env = _env()
     env["PATH"] = f"{PREFIX / 'bin'}{os.pathsep}{env['PATH']}"
@@ -249,13 +252,7 @@ def test_workflow_with_slurm_executor(slurm_cluster, tmp_path):
     2 MPI ranks under srun."""
     import json
 
-    snakemake = shutil.which("snakemake", path=str(PREFIX / "bin"))
-    if snakemake is None:
-        pytest.skip("snakemake not installed in the test environment")
-    try:
-        import snakemake_executor_plugin_slurm  # noqa: F401
-    except ImportError:
-        pytest.skip("snakemake-executor-plugin-slurm not installed")
+    snakemake = _snakemake_with_slurm_plugin()
     results = tmp_path / "results"
     config = tmp_path / "tiny.yaml"
     # The rules call config["qcdhpc"]: the venv's CLI by absolute path, whatever PATH the job gets.
