@@ -9,7 +9,7 @@ import torch
 
 from qcdhpc.diffusion.losses import dsm_loss, random_roll
 from qcdhpc.diffusion.model_io import build_model, load_model, save_model
-from qcdhpc.diffusion.networks import UNet
+from qcdhpc.diffusion.networks import GaussianScore, UNet
 from qcdhpc.diffusion.sampling import sample
 from qcdhpc.diffusion.sde import VESDE, VPSDE, get_sde
 from qcdhpc.diffusion.toy import cumulants, exact_cumulants, sample_double_gaussian
@@ -206,6 +206,98 @@ def test_model_roundtrip_weights_only(tmp_path):
     torch.save({"format": "qcdhpc.diffusion", "x": np.zeros(2)}, tmp_path / "pickled.pt")  # numpy: refused
     with pytest.raises(ValueError, match="not a readable"):
         load_model(tmp_path / "pickled.pt")
+
+
+# ---------------------------------------------------------------- Gaussian (two-point) baseline
+
+def _free_field_covariance(L0, L1, kappa):
+    """Dense propagator C = K⁻¹ of S = Σ_x[−2κ Σ_μ φ(x)φ(x+μ) + φ(x)²] (λ = 0): K = 2·1 − 2κ·(hops)."""
+    V = L0 * L1
+    K = np.zeros((V, V))
+    for x0 in range(L0):
+        for x1 in range(L1):
+            i = x0 * L1 + x1
+            K[i, i] += 2.0
+            for j in (((x0 + 1) % L0) * L1 + x1, x0 * L1 + (x1 + 1) % L1):
+                K[i, j] -= 2 * kappa
+                K[j, i] -= 2 * kappa
+    return np.linalg.inv(K)
+
+
+def _free_field_power(L0, L1, kappa):
+    k0, k1 = 2 * np.pi * np.fft.fftfreq(L0), 2 * np.pi * np.fft.rfftfreq(L1)
+    return 1.0 / (2 - 4 * kappa * (np.cos(k0)[:, None] + np.cos(k1)[None, :]))
+
+
+@pytest.mark.parametrize("name", ["ve", "vp"])
+def test_gaussian_score_is_the_dense_gaussian_score(name):
+    # independent check of the Fourier-diagonal formula: −(α²C + s²)⁻¹ (x − αμ) with the dense C
+    L0, L1, kappa, mu = 4, 6, 0.2, 0.3
+    C = _free_field_covariance(L0, L1, kappa)
+    g = GaussianScore((L0, L1))
+    g.power.copy_(torch.from_numpy(_free_field_power(L0, L1, kappa)))
+    g.mean.fill_(mu)
+    sde = get_sde(name)
+    t = torch.tensor([0.05, 0.4, 0.9], dtype=torch.float64)
+    alpha, std = sde.marginal_coeffs(t)
+    x = torch.randn(3, L0, L1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    got = g(x, alpha, std)
+    for b in range(3):
+        a, s = float(alpha[b]), float(std[b])
+        want = -np.linalg.solve(a ** 2 * C + s ** 2 * np.eye(L0 * L1), x[b].numpy().ravel() - a * mu)
+        np.testing.assert_allclose(got[b].numpy().ravel(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_gaussian_score_fit_recovers_the_propagator():
+    L0, L1, kappa, n = 6, 8, 0.2, 20000
+    C = _free_field_covariance(L0, L1, kappa)
+    rng = np.random.default_rng(3)
+    phi = 0.5 + rng.standard_normal((n, L0 * L1)) @ np.linalg.cholesky(C).T
+    g = GaussianScore((L0, L1)).fit(torch.from_numpy(phi.reshape(n, L0, L1)))
+    assert float(g.mean) == pytest.approx(0.5, abs=4 * np.sqrt(2.5 / (n * L0 * L1)) * 3)
+    exact = _free_field_power(L0, L1, kappa)
+    # each |φ̃(k)|²/V is exponential-like (χ²₂/2 or χ²₁): relative error ≤ √2/√n per mode
+    np.testing.assert_allclose(g.power.numpy(), exact, rtol=5 * np.sqrt(2 / n))
+    assert g.power[0, 0] == pytest.approx(1 / (2 - 8 * kappa), rel=5 * np.sqrt(2 / n))  # P(0) = χ₂
+    with pytest.raises(ValueError, match="does not match"):
+        g.fit(torch.zeros(4, L0, L1 + 2))
+    with pytest.raises(ValueError, match="2D lattice"):
+        GaussianScore((8,))
+
+
+def test_baseline_only_model_samples_the_free_field():
+    # the untrained network outputs 0 (zero-initialised last layer), so a model with the Gaussian
+    # baseline fitted to exact free-field P(k) is the exact score: EM must give χ = 1/(2 − 8κ)
+    L, kappa, n = 8, 0.2, 2000
+    cfg = {"sde": "ve", "net": "unet", "channels": 8, "depth": 1, "n_res": 1, "baseline": "gaussian"}
+    model, sde = build_model(cfg, (L, L), sigma_data=0.8)
+    model.baseline.power.copy_(torch.from_numpy(_free_field_power(L, L, kappa)))
+    model.eval()
+    x = sample(model, sde, n, (L, L), "em", steps=200, batch_size=1000, seed=5)
+    chi = L * L * x.double().mean((1, 2)) ** 2
+    err = float(chi.std()) / math.sqrt(n)
+    assert abs(float(chi.mean()) - 1 / (2 - 8 * kappa)) < 3 * err, (float(chi.mean()), err)
+
+
+def test_train_with_gaussian_baseline_fits_and_roundtrips(tmp_path):
+    L, kappa, n = 8, 0.2, 256
+    C = _free_field_covariance(L, L, kappa)
+    rng = np.random.default_rng(7)
+    data = (rng.standard_normal((n, L * L)) @ np.linalg.cholesky(C).T).reshape(n, L, L).astype(np.float32)
+    cfg = TrainConfig(channels=8, depth=1, epochs=1, batch=64, z2=True, baseline="gaussian", device="cpu")
+    train(data, cfg, tmp_path / "run", progress=False)
+    net, sde, config = load_model(tmp_path / "run" / "model.pt")
+    assert config["baseline"] == "gaussian" and float(net.baseline.mean) == 0.0  # z2 ⇒ μ = 0
+    want = GaussianScore((L, L)).fit(torch.from_numpy(data), zero_mean=True).power
+    torch.testing.assert_close(net.baseline.power, want)
+    # a file from before the option (no "baseline" key) still loads, without a baseline
+    blob = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    del blob["config"]["baseline"]
+    blob["model"] = {k: v for k, v in blob["model"].items() if not k.startswith("baseline.")}
+    torch.save(blob, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt")[0].baseline is None
+    with pytest.raises(ValueError, match="unknown score baseline"):
+        build_model({**cfg.to_dict(), "baseline": "wiener"}, (L, L))
 
 
 # ---------------------------------------------------------------- toy cumulants

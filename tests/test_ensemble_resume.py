@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from qcdhpc.phi4 import HMCParams
-from qcdhpc.phi4.ensemble import EXIT_INTERRUPTED, EnsembleRun, generate, hot_start
+from qcdhpc.phi4.ensemble import EXIT_INTERRUPTED, EnsembleRun, cold_start, generate, hot_start
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -143,6 +143,45 @@ def test_independent_of_batching_and_checkpoints(tmp_path):
         assert f["configs"].shape == (6, 4, 6) and f["configs"].dtype == np.float32
     # the start field depends only on (seed, chain)
     np.testing.assert_array_equal(hot_start(p, range(1, 2))[0], hot_start(p, range(0, 2))[1])
+
+
+def test_cold_start_is_the_constant_field_minimum():
+    from scipy.optimize import minimize_scalar
+
+    for kappa, lam in ((0.5, 0.022), (0.3, 0.1), (0.27, 0.5)):
+        p = HMCParams(L=(4, 6), kappa=kappa, lam=lam, start="cold")
+        # independent: minimise S of a constant field numerically (S/V = (1 − 2λ − 4κ)φ² + λφ⁴)
+        s = lambda v: float(np.sum(-2 * kappa * 2 * v * v + (1 - 2 * lam) * v * v + lam * v ** 4))
+        best = minimize_scalar(s, bounds=(0.0, 50.0), method="bounded", options={"xatol": 1e-10})
+        assert p.vacuum == pytest.approx(best.x, rel=1e-6)
+        phi = cold_start(p, range(3, 6))  # chains 3, 4, 5: −v, +v, −v whatever the rank split
+        np.testing.assert_array_equal(phi[:, 0, 0], [-p.vacuum, p.vacuum, -p.vacuum])
+        assert np.all(phi == phi[:, :1, :1])
+    assert HMCParams(L=4, kappa=0.21, lam=0.022, start="cold").vacuum == 0.0  # symmetric phase
+    assert HMCParams(L=4, kappa=0.3, lam=0.0).vacuum == 0.0
+    with pytest.raises(ValueError, match="unknown start 'warm'"):
+        HMCParams(L=4, kappa=0.2, lam=0.0, start="warm")
+
+
+def test_cold_start_broken_phase_is_reproducible_across_seeds(tmp_path):
+    """Deep in the broken phase (κ = 0.5, the seeds' point) hot starts freeze into wrapping domain
+    walls that differ from seed to seed (docs/results.md); cold-started chains stay in their vacuum,
+    so two independent ensembles agree on ⟨|M|⟩ and each chain keeps the sign it started with."""
+    absm = []
+    for seed in (1, 2):
+        p = HMCParams(L=16, kappa=0.5, lam=0.022, nchains=4, ntraj=60, therm=20, every=2, seed=seed,
+                      start="cold")
+        generate(p, tmp_path / f"c{seed}.h5", progress=False)
+        with h5py.File(tmp_path / f"c{seed}.h5") as f:
+            m = f["configs"][:].mean(axis=(1, 2))
+            chain = f["chain"][:]
+            assert f.attrs["start"] == "cold" and f.attrs["init"].startswith("cold")
+        assert np.all(np.sign(m) == np.where(chain % 2 == 0, 1, -1))  # no tunnelling, no walls
+        absm.append(np.abs(m))
+    (a, b) = absm
+    err = np.hypot(a.std() / np.sqrt(a.size / 5), b.std() / np.sqrt(b.size / 5))  # ≤ 5 configs per τ_int
+    assert abs(a.mean() - b.mean()) < 4 * err + 1e-3, (a.mean(), b.mean(), err)
+    assert 0.8 * 4.87 < a.mean() < 1.05 * 4.87  # ≈ the tree-level vacuum, slightly reduced by fluctuations
 
 
 @pytest.mark.gpu

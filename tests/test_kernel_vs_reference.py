@@ -76,8 +76,9 @@ def test_md_integrate_equals_reference(integrator):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
 @pytest.mark.parametrize("kappa", [KAPPA, 0.5])  # symmetric and broken phase
-def test_hmc_trajectories_equal_reference(dtype, integrator, kappa):
-    B, L, ntraj = 4, 8, 5
+@pytest.mark.parametrize("B", [4, 17])  # 17: lane-interleaved blocks (8 or 16 chains) + single chains
+def test_hmc_trajectories_equal_reference(dtype, integrator, kappa, B):
+    L, ntraj = 8, 5
     kw = dict(kappa=kappa, lam=LAM, nmd=10, tau=1.0, integrator=integrator, seed=42, chain_offset=3)
     phi = _field((B, L, L), dtype, seed=4)
     phi_ref = phi.copy()

@@ -110,6 +110,32 @@ def test_chain_history_independent_of_batching():
     np.testing.assert_array_equal(dHa[2:, 2:], dHb)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lane_blocks_equal_single_chains_bit_for_bit(dtype, integrator, threads):
+    """The CPU driver runs blocks of 64 bytes / itemsize chains lane-interleaved (csrc/cpu/phi4_lanes.h)
+    and the rest one by one; a chain's field, dH and acceptance must not depend on which (nor on
+    the thread count), or an MPI split of the chains would change the ensemble."""
+    B, L0, L1 = 37, 6, 10  # float64: 4 blocks of 8 + 5 single; float32: 2 blocks of 16 + 5 single
+    kw = dict(kappa=0.25, lam=0.02, nmd=4, tau=1.2, integrator=integrator, seed=5, traj_offset=7, ntraj=9)
+    phi0 = (np.random.default_rng(1).standard_normal((B, L0, L1)) * 0.7).astype(dtype)
+    phi = phi0.copy()
+    old = K.get_num_threads()
+    K.set_num_threads(threads)
+    try:
+        dH, acc = K.hmc_trajectories(phi, chain_offset=3, **kw)
+    finally:
+        K.set_num_threads(old)
+    assert 0 < np.asarray(acc).mean() < 1  # both branches of the accept/restore are exercised
+    for b in range(B):
+        one = phi0[b:b + 1].copy()
+        d1, a1 = K.hmc_trajectories(one, chain_offset=3 + b, **kw)
+        np.testing.assert_array_equal(one[0], phi[b])
+        np.testing.assert_array_equal(np.asarray(d1)[0], np.asarray(dH)[b])
+        np.testing.assert_array_equal(np.asarray(a1)[0], np.asarray(acc)[b])
+
+
 def test_float32_runs_and_tracks_float64():
     kw = dict(kappa=0.21, lam=0.022, nmd=10, tau=1.0, seed=4, ntraj=3)
     a = np.zeros((2, 8, 8))

@@ -2,28 +2,38 @@
 #define QCDHPC_BACKEND cpu
 #include "qcdhpc/backend_api.h"
 #include "qcdhpc/phi4_hmc_impl.h"
+#include "phi4_lanes.h"
 
 namespace qcdhpc {
 namespace cpu {
 
-// CPU scheduling of the batch: whole chains go to threads, and each thread runs
-// the stage sequence of hmc_trajectories_batch on one chain at a time, whose
-// field and momenta (2 x 8 KiB at L = 32) stay in L1/L2 cache through all MD
-// steps; the stages inside run as plain, vectorised loops (go_parallel() is
-// false inside the region).  With fewer chains than threads the stages
-// themselves are parallel over sites instead.  Per-chain arithmetic is the same
-// either way, so the results are identical bit for bit.
+// CPU scheduling of the batch: work units go to threads, and each thread runs
+// the whole stage sequence on its unit, whose fields stay in L1/L2 cache through
+// all MD steps; the stages inside run as plain, vectorised loops (go_parallel()
+// is false inside the region).  A unit is a block of W = 64 bytes / sizeof(Real)
+// chains in the lane-interleaved layout (phi4_lanes.h) while W chains are left,
+// then single chains (hmc_trajectories_batch with B = 1).  With fewer chains
+// than threads the stages themselves are parallel over sites instead.  Per-chain
+// arithmetic is the same in every case, so the results are identical bit for bit.
 template <class Real>
 void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, double lam,
                       int64_t nmd, double tau, int integrator, uint64_t seed, uint64_t chain0,
                       uint64_t traj0, int64_t ntraj, double* dH, uint8_t* acc) {
   const int64_t V = lat.volume();
+  constexpr int64_t W = lanes::width<Real>();
   if (B >= get_num_threads() || V < kOmpMinWork) {
-#pragma omp parallel for schedule(dynamic, 1) if (B > 1 && get_num_threads() > 1)
-    for (int64_t b = 0; b < B; ++b)
-      hmc_trajectories_batch(phi + b * V, 1, lat, kappa, lam, nmd, tau, integrator, seed,
-                             chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj, acc + b * ntraj,
-                             ntraj);
+    const int64_t nblocks = B / W, nunits = nblocks + (B - nblocks * W);
+#pragma omp parallel for schedule(dynamic, 1) if (nunits > 1 && get_num_threads() > 1)
+    for (int64_t u = 0; u < nunits; ++u) {
+      const int64_t b = u < nblocks ? u * W : nblocks * W + (u - nblocks);
+      if (u < nblocks)
+        lanes::hmc_block(phi + b * V, lat, kappa, lam, nmd, tau, integrator, seed,
+                         chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj, acc + b * ntraj, ntraj);
+      else
+        hmc_trajectories_batch(phi + b * V, 1, lat, kappa, lam, nmd, tau, integrator, seed,
+                               chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj,
+                               acc + b * ntraj, ntraj);
+    }
   } else {
     hmc_trajectories_batch(phi, B, lat, kappa, lam, nmd, tau, integrator, seed, chain0, traj0,
                            ntraj, dH, acc, ntraj);

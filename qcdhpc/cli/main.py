@@ -36,6 +36,9 @@ def _add_hmc(sub) -> None:
     g.add_argument("--tau", type=float, default=1.0, help="trajectory length (1.0)")
     g.add_argument("--integrator", default="omelyan", help="leapfrog | omelyan (omelyan)")
     g.add_argument("--seed", type=int, default=0, help="Philox seed (0)")
+    g.add_argument("--start", default="hot",
+                   help="hot: φ = 0.1·N(0,1); cold: φ = ±v, the constant-field minimum of S, + on even and "
+                        "− on odd chains (use cold deep in the broken phase) (hot)")
     g.add_argument("--dtype", default="float64", help="float32 | float64 (float64)")
     g.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
     g = p.add_argument_group("output and checkpoints")
@@ -78,7 +81,7 @@ def _cmd_hmc(args, parser) -> int:
         params = HMCParams(L=L, kappa=args.kappa, lam=args.lam, nchains=args.nchains, ntraj=args.ntraj,
                            therm=args.therm, every=args.every, nmd=args.nmd, tau=args.tau,
                            integrator=args.integrator, seed=args.seed, dtype=args.dtype,
-                           device=args.device)
+                           device=args.device, start=args.start)
     except ValueError as exc:
         return refuse(args, str(exc))
 

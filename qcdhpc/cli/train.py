@@ -36,6 +36,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--channels", type=int, default=32, help="U-Net base channels (32)")
     g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings; L %% 2**depth == 0 (2)")
     g.add_argument("--n-res", type=int, default=1, help="residual blocks per level (1)")
+    g.add_argument("--baseline", choices=("none", "gaussian"), default="none",
+                   help="gaussian: score = exact score of the Gaussian field with the data's two-point "
+                        "function + the network (which then learns only the interaction); none: the "
+                        "network alone, as in the seeds (none)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=100)
     g.add_argument("--batch", type=int, default=64, help="batch size per rank (64)")
@@ -93,6 +97,7 @@ def run(args) -> int:
     meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
             "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
     config = TrainConfig(sde=args.sde, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
+                         baseline=args.baseline,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,
                          translate=args.translate, seed=args.seed, amp=args.amp,

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
-from .networks import ScoreModel, build_backbone
+from .networks import GaussianScore, ScoreModel, build_backbone
 from .sde import get_sde
 
 FORMAT = "qcdhpc.diffusion"
 FORMAT_VERSION = 1
+BASELINES = ("none", "gaussian")
 
 
 def backbone_kwargs(config: dict, site_shape) -> dict:
@@ -31,7 +32,11 @@ def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     """(ScoreModel, sde) described by a config dict (TrainConfig fields + sde_params)."""
     sde = get_sde(config["sde"], **config.get("sde_params", {}))
     backbone = build_backbone(config["net"], **backbone_kwargs(config, site_shape))
-    return ScoreModel(backbone, sde, sigma_data), sde
+    kind = config.get("baseline", "none")  # files written before the option existed: no baseline
+    if kind not in BASELINES:
+        raise ValueError(f"unknown score baseline {kind!r}; choose one of {', '.join(BASELINES)}")
+    baseline = GaussianScore(site_shape) if kind == "gaussian" else None
+    return ScoreModel(backbone, sde, sigma_data, baseline), sde
 
 
 def save_model(path, model: ScoreModel, config: dict, data_shape, data_stats: dict, meta: dict | None = None):

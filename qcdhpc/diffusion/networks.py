@@ -5,6 +5,11 @@ with EDM-style preconditioning (Karras et al. 2022, Table 1) kept separate from 
     score(x_t, t) = F_θ(x_in, t) / s(t)       (score_sde's `scale_by_sigma`: ∇log p_t(x_t|x_0) = −ε/s)
 
 so the σ²-weighted denoising loss ||s·score + ε||² (losses.py) is an O(1) regression at every t.
+
+Optionally (`baseline="gaussian"`) the score is the exact score of the Gaussian field with the
+training data's two-point function plus the learned part (`GaussianScore`): the network then learns
+only the connected higher-point (interaction) structure, and the two-point function — χ₂ is its
+k = 0 value — is carried exactly by the baseline instead of by ~1/V of the loss.
 """
 from __future__ import annotations
 
@@ -152,20 +157,66 @@ class MLPScore(nn.Module):
         return self.out(self.body(h)).reshape(shape)
 
 
-class ScoreModel(nn.Module):
-    """score(x_t, t) = backbone(c_in x_t, t) / s(t), see the module docstring.  `sigma_data` is the
-    RMS of the training data (stored with the model, so sampling uses the same c_in)."""
+class GaussianScore(nn.Module):
+    """Exact score of a stationary Gaussian field on a periodic (L0, L1) lattice, perturbed by the SDE.
 
-    def __init__(self, backbone: nn.Module, sde, sigma_data: float = 1.0):
+    For data with mean μ and covariance C(x − y), whose Fourier transform is the power spectrum
+    P(k) = ⟨|φ̃(k) − μ̃(k)|²⟩ / V (φ̃ = Σ_x e^{−ik·x} φ(x), so P(0) = χ₂ for μ = 0), the perturbed
+    field x_t = α x_0 + s ε is Gaussian with covariance α²C + s² I, diagonal in k:
+
+        ∇ log p_t(x) = −F⁻¹[ F(x − αμ)(k) / (α² P(k) + s²) ]          (the Wiener filter's score)
+
+    This is the free-field (Gaussian) part of any ensemble's score; for a free field it is exact.
+    `fit` estimates μ and P(k) from data (float64)."""
+
+    def __init__(self, site_shape):
         super().__init__()
-        self.backbone, self.sde = backbone, sde
+        if len(site_shape) != 2:
+            raise ValueError(f"the Gaussian baseline needs 2D lattice fields, got site shape {tuple(site_shape)}")
+        L0, L1 = (int(s) for s in site_shape)
+        self.register_buffer("power", torch.ones(L0, L1 // 2 + 1, dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def fit(self, data: torch.Tensor, zero_mean: bool = False, chunk: int = 1024) -> "GaussianScore":
+        """μ (0 if `zero_mean`, e.g. for Z₂-symmetrised training) and P(k) from (n, L0, L1) data."""
+        n, L0, L1 = data.shape
+        if (L0, L1 // 2 + 1) != tuple(self.power.shape):
+            raise ValueError(f"data lattice {(L0, L1)} does not match the baseline's {tuple(self.power.shape)}")
+        mu = 0.0 if zero_mean else float(data.double().mean())
+        acc = torch.zeros(L0, L1 // 2 + 1, dtype=torch.float64)
+        for start in range(0, n, chunk):
+            ft = torch.fft.rfft2(data[start:start + chunk].double().cpu() - mu)
+            acc += (ft.real ** 2 + ft.imag ** 2).sum(0)
+        self.power.copy_(acc / (n * L0 * L1))
+        self.mean.fill_(mu)
+        return self
+
+    def forward(self, x, alpha, std):
+        """x (B, L0, L1); alpha, std (B,) of the perturbation kernel at the batch's times."""
+        a, s = alpha.reshape(-1, 1, 1).to(x.dtype), std.reshape(-1, 1, 1).to(x.dtype)
+        ft = torch.fft.rfft2(x - a * self.mean.to(x.dtype))
+        return -torch.fft.irfft2(ft / (a ** 2 * self.power.to(x.dtype) + s ** 2), s=x.shape[-2:])
+
+
+class ScoreModel(nn.Module):
+    """score(x_t, t) = backbone(c_in x_t, t) / s(t) [+ GaussianScore(x_t, t)], see the module
+    docstring.  `sigma_data` is the RMS of the training data (stored with the model, so sampling uses
+    the same c_in); `baseline` is None or a GaussianScore (its μ and P(k) are stored with the model)."""
+
+    def __init__(self, backbone: nn.Module, sde, sigma_data: float = 1.0, baseline: nn.Module | None = None):
+        super().__init__()
+        self.backbone, self.sde, self.baseline = backbone, sde, baseline
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
 
     def forward(self, x, t):
         alpha, std = self.sde.marginal_coeffs(t)
         shape = (-1,) + (1,) * (x.dim() - 1)
         c_in = torch.rsqrt(alpha ** 2 * self.sigma_data ** 2 + std ** 2).reshape(shape)
-        return self.backbone(x * c_in.to(x.dtype), t) / std.reshape(shape).to(x.dtype)
+        score = self.backbone(x * c_in.to(x.dtype), t) / std.reshape(shape).to(x.dtype)
+        if self.baseline is not None:
+            score = score + self.baseline(x, alpha, std)
+        return score
 
 
 def build_backbone(kind: str, **kw) -> nn.Module:

@@ -47,6 +47,7 @@ class TrainConfig:
     n_res: int = 1                        # unet residual blocks per level
     hidden: int = 128                     # mlp width
     n_layers: int = 3                     # mlp hidden layers
+    baseline: str = "none"                # "gaussian": add the data's Gaussian (two-point) score
     epochs: int = 100
     batch: int = 64                       # per rank
     lr: float = 2e-4
@@ -139,6 +140,8 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     cfg["sde_params"] = sde.params()  # resolved defaults, so model.pt is self-describing
     with torch.no_grad():  # shape check (e.g. L not divisible by 2**depth): a clear error before any work
         model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
+    if model.baseline is not None:  # μ, P(k) from the training data, before the EMA copies the buffers
+        model.baseline.fit(x_all, zero_mean=config.z2)
     model.to(dev)
     ema = EMA(model, config.ema_decay)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -158,8 +161,10 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
                               f"or choose another output directory")
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        diff = [f"{k}: {ck['config'].get(k)!r} (checkpoint) vs {v!r} (now)" for k, v in cfg.items()
-                if k not in _RESUMABLE_CHANGES and ck["config"].get(k) != v]
+        defaults = TrainConfig().to_dict()  # options added after the checkpoint was written
+        diff = [f"{k}: {ck['config'].get(k, defaults.get(k))!r} (checkpoint) vs {v!r} (now)"
+                for k, v in cfg.items()
+                if k not in _RESUMABLE_CHANGES and ck["config"].get(k, defaults.get(k)) != v]
         if diff or ck["data_shape"] != [n, *site_shape]:
             raise ValueError(f"{ckpt_path}: cannot resume with different options/data: "
                              + "; ".join(diff or [f"data shape {ck['data_shape']} vs {[n, *site_shape]}"]))

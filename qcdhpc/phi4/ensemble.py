@@ -61,6 +61,24 @@ def hot_start(params: HMCParams, chains: range) -> np.ndarray:
     return phi
 
 
+def cold_start(params: HMCParams, chains: range) -> np.ndarray:
+    """Constant start fields φ = (−1)^c v (params.vacuum) for the given global chains c: both vacua
+    of the broken phase are populated whatever the split of chains over ranks."""
+    signs = np.where(np.arange(chains.start, chains.stop) % 2 == 0, 1.0, -1.0)
+    return np.broadcast_to((signs * params.vacuum)[:, None, None],
+                           (len(chains), *params.L)).astype(params.dtype)
+
+
+def start_fields(params: HMCParams, chains: range) -> np.ndarray:
+    return cold_start(params, chains) if params.start == "cold" else hot_start(params, chains)
+
+
+def start_description(params: HMCParams) -> str:
+    if params.start == "cold":
+        return f"cold: (-1)^chain * v, v = {params.vacuum!r} (minimum of the constant-field action)"
+    return f"hot: {HOT_START_WIDTH}*N(0,1), numpy Philox(SeedSequence([seed, chain, {HOT_START_TAG:#x}]))"
+
+
 def code_version() -> str:
     """qcdhpc version, plus `git describe` when running from a git checkout."""
     try:
@@ -177,7 +195,7 @@ class EnsembleRun:
         common = min(lasts)
         store.discard_after(common if common >= 0 else None)
         if common < 0:
-            return hot_start(p, chains), 0, 0
+            return start_fields(p, chains), 0, 0
         arrays, attrs = store.read(common)
         if attrs.get("params") and _params_diff(json.loads(attrs["params"]), p.to_dict()):
             raise ValueError(f"{store.path(common)}: parameters differ from {self.partial}/run.json")
@@ -273,8 +291,7 @@ class EnsembleRun:
         total, n = p.ntraj_total, p.nchains * p.nsave
         attrs = {
             "kind": KIND, **p.to_dict(), "rng": RNG, "next_traj": np.full(p.nchains, total, np.int64),
-            "nsave": p.nsave, "init": f"hot: {HOT_START_WIDTH}*N(0,1), numpy Philox(SeedSequence("
-                                      f"[seed, chain, {HOT_START_TAG:#x}]))",
+            "nsave": p.nsave, "init": start_description(p),
             "code_version": code_version(), "mpi_size": self.comm.size, "command": self.command,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }

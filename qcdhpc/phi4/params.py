@@ -14,6 +14,7 @@ from dataclasses import dataclass
 INTEGRATORS = ("leapfrog", "omelyan")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
+STARTS = ("hot", "cold")
 
 
 def _int(name: str, value, minimum: int) -> int:
@@ -45,6 +46,10 @@ class HMCParams:
     every    save one configuration per `every` trajectories per chain
     nmd, tau molecular-dynamics steps and trajectory length; integrator leapfrog | omelyan
     seed     Philox key word 0 (chain index is word 1), 0 <= seed < 2**64
+    start    "hot": φ = 0.1·N(0,1); "cold": φ = ±v, the constant field minimising S (0 in the
+             symmetric phase), + on even and − on odd chains.  Deep in the broken phase a hot start
+             quenches into domains whose walls wrap the torus and never heal under local updates;
+             a cold start begins (and stays) in one of the two vacua.
     """
 
     L: tuple
@@ -60,6 +65,7 @@ class HMCParams:
     seed: int = 0
     dtype: str = "float64"
     device: str = "cpu"
+    start: str = "hot"
 
     def __post_init__(self):
         L = self.L
@@ -87,7 +93,8 @@ class HMCParams:
         if seed >= 2**64:
             raise ValueError(f"seed must be < 2**64 (one Philox key word), got {seed}")
         set_("seed", seed)
-        for name, allowed in (("integrator", INTEGRATORS), ("dtype", DTYPES), ("device", DEVICES)):
+        for name, allowed in (("integrator", INTEGRATORS), ("dtype", DTYPES), ("device", DEVICES),
+                              ("start", STARTS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
@@ -98,6 +105,14 @@ class HMCParams:
     @property
     def volume(self) -> int:
         return self.L[0] * self.L[1]
+
+    @property
+    def vacuum(self) -> float:
+        """v >= 0 minimising the action density of a constant field, (1 − 2λ − 4κ)v² + λv⁴:
+        v² = (4κ + 2λ − 1)/(2λ) when positive, else 0 (symmetric phase at tree level)."""
+        if self.lam == 0.0:
+            return 0.0
+        return math.sqrt(max(0.0, (4 * self.kappa + 2 * self.lam - 1) / (2 * self.lam)))
 
     @property
     def ntraj_total(self) -> int:
@@ -126,4 +141,4 @@ class HMCParams:
     @classmethod
     def from_dict(cls, d: dict) -> "HMCParams":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in names})  # files before `start`: hot

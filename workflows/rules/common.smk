@@ -29,7 +29,8 @@ def hmc_args(wildcards):
     s = h[wildcards.set]
     return (f"--L {p['L']} --kappa {p['kappa']} --lam {p['lam']} --nchains {s['nchains']} "
             f"--ntraj {s['ntraj']} --therm {h['therm']} --every {h['every']} --nmd {h['nmd']} "
-            f"--tau {h['tau']} --integrator {h['integrator']} --seed {s['seed']} --dtype {h['dtype']}")
+            f"--tau {h['tau']} --integrator {h['integrator']} --seed {s['seed']} --dtype {h['dtype']} "
+            f"--start {p.get('start', 'hot')}")
 
 
 def hmc_ranks():
@@ -50,7 +51,7 @@ def mpi_launch(wildcards, resources):
 def train_args():
     t = config["train"]
     return (f"--sde {t['sde']} --epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
-            f"--channels {t['channels']} --depth {t['depth']} --seed {t['seed']} --device {t['device']}")
+            f"--channels {t['channels']} --depth {t['depth']} --baseline {t['baseline']} --seed {t['seed']} --device {t['device']}")
 
 
 def sample_args():

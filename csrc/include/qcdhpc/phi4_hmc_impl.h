@@ -25,6 +25,13 @@ enum Integrator : int { kLeapfrog = 0, kOmelyan = 1 };
 // chosen to minimise the leading error coefficient of the second-order scheme.
 constexpr double kOmelyanLambda = 0.1931833275037836;
 
+// Metropolis test of trajectory traj of one chain (Duane et al. 1987): accept
+// with probability min(1, exp(-dH)).  A NaN dH (diverged MD) fails both tests
+// and is rejected.
+QCD_INLINE bool metropolis_accept(double dH, uint64_t seed, uint64_t chain, uint64_t traj) {
+  return dH <= 0.0 || accept_uniform(seed, chain, traj) < exp(-dH);
+}
+
 // Gaussian momenta (or any N(0,1) field) from Philox: chain b uses key
 // (seed, chain0 + b); block blk of 4 sites uses counter (blk, traj, purpose, 0).
 template <class Real>
@@ -198,8 +205,7 @@ void hmc_trajectories_batch(Real* phi, int64_t B, Lattice lat, double kappa, dou
     chain_energy(phi, mom, B, lat, kappa, lam, rows, h1);
     parallel_for(B, QCD_LAMBDA(int64_t b) {
       const double d = h1[b] - h0[b];
-      // A NaN Delta H (diverged MD) fails both tests and is rejected.
-      const bool a = d <= 0.0 || accept_uniform(seed, chain0 + uint64_t(b), t) < exp(-d);
+      const bool a = metropolis_accept(d, seed, chain0 + uint64_t(b), t);
       dH[b * ld + k] = d;
       acc[b * ld + k] = a ? 1 : 0;
       keep[b] = a ? 1 : 0;

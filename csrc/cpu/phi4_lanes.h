@@ -1,0 +1,203 @@
+// CPU driver for blocks of W chains stored lane-interleaved (Grid's "virtual
+// node" SIMD layout, Boyle et al., arXiv:1512.03487): the value of chain c at
+// site s lives at a[s * W + c], W = one 64-byte vector of Real (8 doubles or 16
+// floats).  Every site of the lattice is then one full SIMD vector holding the
+// same site of W chains, so the stencil has no row edges, no remainders and no
+// unaligned neighbour loads -- on a 32 x 32 lattice those cost about half of the
+// chain-contiguous layout's MD instructions (docs/architecture.md, "CPU lanes").
+//
+// Only the loop order and the memory layout differ from phi4_hmc_impl.h: every
+// number is computed by the same QCD_HD functions (phi4::force_formula,
+// phi4::action_density, normal4 through fill_normal, accept_uniform) with the
+// same operands in the same order, including the fixed 8-way summation order of
+// phi4::row_energy.  A chain therefore gets the same bits whether it ran in a
+// lane block, alone, or on the GPU; tests/test_kernels.py checks this.
+//
+// Include after qcdhpc/phi4_hmc_impl.h (with QCDHPC_BACKEND cpu), whose stages it reuses.
+#pragma once
+
+namespace qcdhpc {
+namespace cpu {
+namespace lanes {
+
+template <class Real>
+constexpr int64_t width() {
+  return int64_t(64 / sizeof(Real));
+}
+
+// W chain-contiguous fields (chain c at src + c*V) -> lane-interleaved, and back.
+template <class Real, int64_t W>
+inline void to_lanes(const Real* src, Real* dst, int64_t V) {
+  for (int64_t s = 0; s < V; ++s)
+#pragma omp simd
+    for (int64_t c = 0; c < W; ++c) dst[s * W + c] = src[c * V + s];
+}
+
+template <class Real, int64_t W>
+inline void from_lanes(const Real* src, Real* dst, int64_t V) {
+  for (int64_t c = 0; c < W; ++c)
+    for (int64_t s = 0; s < V; ++s) dst[c * V + s] = src[s * W + c];
+}
+
+// Visits every site as f(s, up, mid, down, left, right): the lane-vector
+// offsets of the site and of its four neighbours (periodic).
+template <int64_t W, class F>
+inline void for_each_site(phi4::Lattice lat, F f) {
+  for (int64_t x0 = 0; x0 < lat.L0; ++x0) {
+    const int64_t up = phi4::prev(x0, lat.L0) * lat.L1, row = x0 * lat.L1,
+                  down = phi4::next(x0, lat.L0) * lat.L1;
+    for (int64_t x1 = 0; x1 < lat.L1; ++x1) {
+      const int64_t xm = phi4::prev(x1, lat.L1), xp = phi4::next(x1, lat.L1);
+      f((row + x1) * W, (up + x1) * W, (down + x1) * W, (row + xm) * W, (row + xp) * W);
+    }
+  }
+}
+
+// p += dt_kick F(phi_in); phi_out = phi_in + dt_drift p  (as phi4_hmc_impl.h's kick_drift;
+// force_at's operand order: (up + down) + (left + right)).
+template <class Real, int64_t W>
+inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __restrict mom,
+                       phi4::Lattice lat, phi4::Couplings<Real> cp, Real dt_kick, Real dt_drift) {
+  for_each_site<W>(lat, [&](int64_t s, int64_t u, int64_t d, int64_t l, int64_t r) {
+#pragma omp simd
+    for (int64_t c = 0; c < W; ++c) {
+      const Real f = in[s + c];
+      const Real p =
+          mom[s + c] + dt_kick * phi4::force_formula(f, (in[u + c] + in[d + c]) + (in[l + c] + in[r + c]), cp);
+      mom[s + c] = p;
+      out[s + c] = f + dt_drift * p;
+    }
+  });
+}
+
+template <class Real, int64_t W>
+inline void kick(const Real* __restrict in, Real* __restrict mom, phi4::Lattice lat,
+                 phi4::Couplings<Real> cp, Real dt) {
+  for_each_site<W>(lat, [&](int64_t s, int64_t u, int64_t d, int64_t l, int64_t r) {
+#pragma omp simd
+    for (int64_t c = 0; c < W; ++c)
+      mom[s + c] += dt * phi4::force_formula(in[s + c], (in[u + c] + in[d + c]) + (in[l + c] + in[r + c]), cp);
+  });
+}
+
+// Per-lane energy sum_x [s(x) (+ p(x)^2/2)] in phi4::row_energy's order: within a
+// row, partial sum k takes the sites x1 = k mod 8 in increasing x1; the eight
+// partial sums combine in a fixed tree; rows add in increasing x0 from 0.0.
+template <class Real, int64_t W, bool kWithMomentum>
+inline void energy(const Real* __restrict phi, const Real* __restrict mom, phi4::Lattice lat,
+                   double kappa, double lam, double* out) {
+  double total[W];
+  for (int64_t c = 0; c < W; ++c) total[c] = 0.0;
+  for (int64_t x0 = 0; x0 < lat.L0; ++x0) {
+    const int64_t row = x0 * lat.L1, down = phi4::next(x0, lat.L0) * lat.L1;
+    double acc[8][W];
+    for (int k = 0; k < 8; ++k)
+      for (int64_t c = 0; c < W; ++c) acc[k][c] = 0.0;
+    for (int64_t x1 = 0; x1 < lat.L1; ++x1) {
+      const int64_t s = (row + x1) * W, d = (down + x1) * W, r = (row + phi4::next(x1, lat.L1)) * W;
+      double* a = acc[x1 % 8];
+#pragma omp simd
+      for (int64_t c = 0; c < W; ++c) {
+        double e = phi4::action_density(phi[s + c], phi[d + c], phi[r + c], kappa, lam);
+        if (kWithMomentum) e += 0.5 * double(mom[s + c]) * double(mom[s + c]);
+        a[c] += e;
+      }
+    }
+#pragma omp simd
+    for (int64_t c = 0; c < W; ++c)
+      total[c] += ((acc[0][c] + acc[1][c]) + (acc[2][c] + acc[3][c])) +
+                  ((acc[4][c] + acc[5][c]) + (acc[6][c] + acc[7][c]));
+  }
+  for (int64_t c = 0; c < W; ++c) out[c] = total[c];
+}
+
+// ntraj HMC trajectories of the W chains chain0 .. chain0+W-1 stored
+// chain-contiguously at phi (V values each); dH/acc rows of stride ld.  The same
+// stage sequence as hmc_trajectories_batch; the field ping-pongs between three
+// lane buffers, so neither the "old" copy nor the restore of a rejected
+// trajectory moves any data (the accepted buffer is chosen by pointer).
+template <class Real>
+void hmc_block(Real* phi, phi4::Lattice lat, double kappa, double lam, int64_t nmd, double tau,
+               int integrator, uint64_t seed, uint64_t chain0, uint64_t traj0, int64_t ntraj,
+               double* dH, uint8_t* acc, int64_t ld) {
+  constexpr int64_t W = width<Real>();
+  const int64_t V = lat.volume();
+  // Five arrays of W*V values (field x 3, momenta, normals) in one 64-byte-aligned
+  // allocation, each shifted by 5 more cache lines than the previous one: at
+  // L = 32 they are 64 KiB long, and arrays whose addresses differ by a multiple
+  // of 4 KiB make the loads of one site alias the stores of another (measured:
+  // 1200 instead of 1900 Msite-updates/s depending on where malloc put them).
+  const int64_t stride = W * V + 5 * W;
+  Buffer<Real> buf(5 * stride + W);
+  Real* base = buf.data();
+  base += (W - (reinterpret_cast<uintptr_t>(base) / sizeof(Real)) % W) % W;
+  Real* cur = base;  // the chains' present state
+  Real* work[2] = {base + stride, base + 2 * stride};
+  Real* mom = base + 3 * stride;
+  Real* normals = base + 4 * stride;
+  to_lanes<Real, W>(phi, cur, V);
+  const phi4::Couplings<Real> cp(kappa, lam);
+  const double eps = tau / double(nmd);
+  double h0[W], h1[W];
+
+  for (int64_t k = 0; k < ntraj; ++k) {
+    const uint64_t t = traj0 + uint64_t(k);
+    fill_normal(normals, W, V, seed, chain0, t, kRngMomentum);  // plain loop here
+    to_lanes<Real, W>(normals, mom, V);
+    energy<Real, W, true>(cur, mom, lat, kappa, lam, h0);
+
+    // MD as md_integrate: each kick fused with the drift after it, half-kicks merged.
+    const Real* src = cur;
+    int w = 0;
+    auto step = [&](double dt_kick, double dt_drift) {
+      kick_drift<Real, W>(src, work[w], mom, lat, cp, Real(dt_kick), Real(dt_drift));
+      src = work[w];
+      w ^= 1;
+    };
+    if (integrator == kLeapfrog) {
+      step(0.5 * eps, eps);
+      for (int64_t s = 1; s < nmd; ++s) step(eps, eps);
+      kick<Real, W>(src, mom, lat, cp, Real(0.5 * eps));
+    } else {
+      const double l = kOmelyanLambda;
+      step(l * eps, 0.5 * eps);
+      step((1.0 - 2.0 * l) * eps, 0.5 * eps);
+      for (int64_t s = 1; s < nmd; ++s) {
+        step(2.0 * l * eps, 0.5 * eps);
+        step((1.0 - 2.0 * l) * eps, 0.5 * eps);
+      }
+      kick<Real, W>(src, mom, lat, cp, Real(l * eps));
+    }
+    energy<Real, W, true>(src, mom, lat, kappa, lam, h1);
+
+    uint8_t keep[W];
+    bool any = false;
+    for (int64_t c = 0; c < W; ++c) {
+      const double d = h1[c] - h0[c];
+      const bool a = metropolis_accept(d, seed, chain0 + uint64_t(c), t);
+      dH[c * ld + k] = d;
+      acc[c * ld + k] = a ? 1 : 0;
+      keep[c] = a ? 1 : 0;
+      any = any || a;
+    }
+    if (!any) continue;
+    // The end of MD (src == work[w ^ 1]) becomes the present state; lanes whose
+    // trajectory was rejected first get their old values back from cur.
+    Real* next = work[w ^ 1];
+    bool all = true;
+    for (int64_t c = 0; c < W; ++c) all = all && keep[c];
+    if (!all) {
+      for (int64_t s = 0; s < V; ++s)
+#pragma omp simd
+        for (int64_t c = 0; c < W; ++c)
+          if (!keep[c]) next[s * W + c] = cur[s * W + c];
+    }
+    work[w ^ 1] = cur;
+    cur = next;
+  }
+  from_lanes<Real, W>(cur, phi, V);
+}
+
+}  // namespace lanes
+}  // namespace cpu
+}  // namespace qcdhpc
