@@ -157,6 +157,17 @@ def test_resume_is_bit_identical(tmp_path):
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
     assert [r["loss"] for r in a["log"]] == [r["loss"] for r in b["log"]]
     assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) == 4
+    # other data of the same shape: refused too, unless the stale checkpoint may be set aside
+    other = data[::-1].copy() * 1.5
+    with pytest.raises(ValueError, match="data statistics"):
+        train(other, TrainConfig(epochs=5, **base), tmp_path / "b", resume=True, progress=False)
+    with pytest.warns(UserWarning, match="checkpoint.stale.pt"):
+        train(other, TrainConfig(epochs=1, **{**base, "lr": 2e-3}), tmp_path / "b", resume=True,
+              restart_stale=True, progress=False)
+    assert (tmp_path / "b" / "checkpoint.stale.pt").exists()
+    c = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert c["epoch"] == 1 and c["config"]["lr"] == 2e-3  # started over
+    assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) == 1
 
 
 # ---------------------------------------------------------------- network and model files

@@ -57,6 +57,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto | cpu | cuda (auto)")
     g.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
     g.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint.pt")
+    g.add_argument("--restart-stale", action="store_true",
+                   help="with --resume: if checkpoint.pt was written with other options or data, move it to "
+                        "checkpoint.stale.pt and start over instead of refusing (the workflow's choice)")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=lambda args, parser=None: run(args), subparser=p)
     return p
@@ -105,7 +108,7 @@ def run(args) -> int:
     run_dir, model_path = out_paths(args.out)
     try:
         summary = train(data, config, run_dir, resume=args.resume, progress=not args.quiet, meta=meta,
-                        model_path=model_path)
+                        model_path=model_path, restart_stale=args.restart_stale)
     except (ValueError, FileExistsError) as exc:
         return _refuse(args, str(exc))
     except Interrupted as exc:

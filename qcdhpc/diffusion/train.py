@@ -113,16 +113,20 @@ def plot_loss(log: list, path) -> None:
 
 
 def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
-          meta: dict | None = None, model_path=None) -> dict:
+          meta: dict | None = None, model_path=None, restart_stale: bool = False) -> dict:
     """Train a score model on `data` (n, *site_shape); returns a summary dict (rank 0's view).
 
-    meta: plain-type metadata stored in model.pt (e.g. the training ensemble's couplings)."""
+    meta: plain-type metadata stored in model.pt (e.g. the training ensemble's couplings).
+    restart_stale (with resume): a checkpoint written with other options or other data is renamed
+    checkpoint.stale.pt and training starts over, instead of raising ValueError — what a workflow
+    wants after its configuration or its training ensemble changed (a Slurm requeue with the same
+    inputs still resumes)."""
     with SignalCatcher() as sig:
-        return _train(data, config, Path(out_dir), resume, progress, meta, model_path, sig)
+        return _train(data, config, Path(out_dir), resume, progress, meta, model_path, sig, restart_stale)
 
 
 def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: bool, meta: dict | None,
-           model_path, sig: SignalCatcher) -> dict:
+           model_path, sig: SignalCatcher, restart_stale: bool = False) -> dict:
     model_path = Path(model_path) if model_path is not None else out_dir / "model.pt"
     ckpt_path = out_dir / "checkpoint.pt"
     info = distributed.setup(config.device)
@@ -159,15 +163,27 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, "
                               f"or choose another output directory")
+    diff = []
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
         defaults = TrainConfig().to_dict()  # options added after the checkpoint was written
         diff = [f"{k}: {ck['config'].get(k, defaults.get(k))!r} (checkpoint) vs {v!r} (now)"
                 for k, v in cfg.items()
                 if k not in _RESUMABLE_CHANGES and ck["config"].get(k, defaults.get(k)) != v]
-        if diff or ck["data_shape"] != [n, *site_shape]:
-            raise ValueError(f"{ckpt_path}: cannot resume with different options/data: "
-                             + "; ".join(diff or [f"data shape {ck['data_shape']} vs {[n, *site_shape]}"]))
+        if ck["data_shape"] != [n, *site_shape]:
+            diff.append(f"data shape {ck['data_shape']} vs {[n, *site_shape]}")
+        elif "data_stats" in ck and ck["data_stats"] != stats:  # same shape, other configurations
+            diff.append(f"data statistics {ck['data_stats']} vs {stats}")
+    if resume and ckpt_path.exists() and diff:
+        if not restart_stale:
+            raise ValueError(f"{ckpt_path}: cannot resume with different options/data: " + "; ".join(diff))
+        distributed.barrier(info)  # every rank has read the old checkpoint before it is moved
+        if info.is_main:
+            ckpt_path.replace(ckpt_path.with_name("checkpoint.stale.pt"))
+            warnings.warn(f"{ckpt_path} was written with different options/data ({'; '.join(diff)}): "
+                          f"moved to checkpoint.stale.pt, training starts over", stacklevel=2)
+        distributed.barrier(info)
+    elif resume and ckpt_path.exists():
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
@@ -244,7 +260,8 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
             if stop or (epoch + 1) % max(1, config.checkpoint_every) == 0 or epoch + 1 == config.epochs:
                 from ..io.atomic import atomic_path
 
-                ck = {"config": cfg, "data_shape": [n, *site_shape], "epoch": epoch + 1, "step": step,
+                ck = {"config": cfg, "data_shape": [n, *site_shape], "data_stats": stats,
+                      "epoch": epoch + 1, "step": step,
                       "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                       "scaler": scaler.state_dict(), "rng": rngs, "torch_rng": torch.get_rng_state(),
                       "log": log}

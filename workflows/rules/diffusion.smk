@@ -23,7 +23,7 @@ rule train:
         "../envs/qcdhpc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {params.qcdhpc} train {input} --out {params.run_dir} {params.args} "
-        "--resume --quiet > {log} 2>&1"
+        "--resume --restart-stale --quiet > {log} 2>&1"
 
 
 rule sample:
