@@ -367,6 +367,51 @@ def test_cli_train_sample_smoke(tmp_path):
     assert _cli(["train", str(model), "--out", str(tmp_path / "r"), "--quiet"]) == 2  # not an ensemble
 
 
+def test_cli_sample_sigterm_exit_75_and_resumes_bit_identically(tmp_path):
+    """`qcdhpc sample` checkpoints every batch: SIGTERM stops it after the current batch (exit 75),
+    --resume finishes it, and the file equals an unbroken run's; stale partial runs are refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from qcdhpc.interrupt import EXIT_INTERRUPTED
+
+    ens = tmp_path / "ens.h5"
+    _tiny_ensemble(ens)
+    model = tmp_path / "model.pt"
+    assert _cli(["train", str(ens), "--out", str(model), "--epochs", "1", "--batch", "8", "--channels", "8",
+                 "--depth", "1", "--device", "cpu", "--quiet"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    args = ["sample", str(model), "--n", "60", "--batch", "4", "--steps", "400", "--device", "cpu", "--quiet"]
+    run, ref = tmp_path / "run.h5", tmp_path / "ref.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "qcdhpc", *args, "--out", str(run)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "run.h5.partial"
+    deadline = time.monotonic() + 120
+    while not (partial / "batch0.h5").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no batch after 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "SIGTERM received" in err and "--resume" in err
+    done = len(list(partial.glob("batch*.h5")))
+    assert 1 <= done < 15 and not run.exists()
+    assert _cli([*args, "--out", str(run)]) == 2  # a partial run is there: --resume or --overwrite
+    assert _cli([*args, "--out", str(run), "--resume", "--seed", "9"]) == 2  # other options: refused
+    assert _cli([*args, "--out", str(run), "--resume"]) == 0
+    assert not partial.exists()
+    r = subprocess.run([sys.executable, "-m", "qcdhpc", *args, "--out", str(ref)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(run) as a, h5py.File(ref) as b:
+        assert a["configs"].shape == (60, 8, 8)
+        np.testing.assert_array_equal(a["configs"][()], b["configs"][()])
+
+
 def test_python_m_qcdhpc_train_sample(tmp_path):
     """End to end through `python -m qcdhpc` (cli/main.py dispatch), as a user runs it."""
     import subprocess

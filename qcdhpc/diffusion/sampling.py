@@ -115,9 +115,10 @@ SAMPLERS = {"em": em_sampler, "pc": pc_sampler, "ode": ode_sampler}
 
 def iter_samples(score_fn, sde, n: int, shape, sampler: str = "em", steps: int = 500,
                  eps: float | None = None, batch_size: int | None = None, denoise: bool = True, seed: int = 0,
-                 device="cpu", dtype=torch.float32, progress: bool = False, **kwargs):
+                 device="cpu", dtype=torch.float32, progress: bool = False, first_batch: int = 0, **kwargs):
     """Yield batches (CPU tensors (B, *shape)) of n samples in total with the named sampler
-    ("em", "pc", "ode"); see `sample`.  Lets a caller write samples to disk with bounded memory."""
+    ("em", "pc", "ode"); see `sample`.  Lets a caller write samples to disk with bounded memory.
+    first_batch: skip the batches before it (a resumed run: batch b's draws depend on (seed, b) only)."""
     try:
         fn = SAMPLERS[sampler]
     except KeyError:
@@ -127,12 +128,13 @@ def iter_samples(score_fn, sde, n: int, shape, sampler: str = "em", steps: int =
     eps = sde.eps_sample if eps is None else float(eps)
     batch_size = batch_size or n
     shape = tuple(shape)
-    starts = range(0, n, batch_size)
+    starts = range(first_batch * batch_size, n, batch_size)
     if progress:
         from tqdm import tqdm
 
         starts = tqdm(starts, desc=f"sampling ({sampler}, {steps} steps)", unit="batch")
-    for b, start in enumerate(starts):
+    for start in starts:
+        b = start // batch_size
         with torch.no_grad():
             B = min(batch_size, n - start)
             gen = torch.Generator(device=device)

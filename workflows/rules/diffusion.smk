@@ -46,4 +46,4 @@ rule sample:
         "../envs/qcdhpc.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {params.qcdhpc} sample {input} {params.args} --out {output} "
-        "--overwrite --quiet > {log} 2>&1"
+        "--overwrite --resume --quiet > {log} 2>&1"
