@@ -146,28 +146,18 @@ void hmc_block(Real* phi, phi4::Lattice lat, double kappa, double lam, int64_t n
     to_lanes<Real, W>(normals, mom, V);
     energy<Real, W, true>(cur, mom, lat, kappa, lam, h0);
 
-    // MD as md_integrate: each kick fused with the drift after it, half-kicks merged.
+    // MD with the integrators' one schedule (phi4_hmc_impl.h), on lane blocks; nmd >= 1
+    // (checked by the bindings), so the end is in work[w ^ 1] below.
     const Real* src = cur;
     int w = 0;
-    auto step = [&](double dt_kick, double dt_drift) {
-      kick_drift<Real, W>(src, work[w], mom, lat, cp, Real(dt_kick), Real(dt_drift));
-      src = work[w];
-      w ^= 1;
-    };
-    if (integrator == kLeapfrog) {
-      step(0.5 * eps, eps);
-      for (int64_t s = 1; s < nmd; ++s) step(eps, eps);
-      kick<Real, W>(src, mom, lat, cp, Real(0.5 * eps));
-    } else {
-      const double l = kOmelyanLambda;
-      step(l * eps, 0.5 * eps);
-      step((1.0 - 2.0 * l) * eps, 0.5 * eps);
-      for (int64_t s = 1; s < nmd; ++s) {
-        step(2.0 * l * eps, 0.5 * eps);
-        step((1.0 - 2.0 * l) * eps, 0.5 * eps);
-      }
-      kick<Real, W>(src, mom, lat, cp, Real(l * eps));
-    }
+    md_schedule(
+        integrator, eps, nmd,
+        [&](double dt_kick, double dt_drift) {
+          kick_drift<Real, W>(src, work[w], mom, lat, cp, Real(dt_kick), Real(dt_drift));
+          src = work[w];
+          w ^= 1;
+        },
+        [&](double dt) { kick<Real, W>(src, mom, lat, cp, Real(dt)); });
     energy<Real, W, true>(src, mom, lat, kappa, lam, h1);
 
     uint8_t keep[W];

@@ -127,28 +127,21 @@ void force(const Real* phi, Real* out, int64_t B, Lattice lat, double kappa, dou
   synchronize();
 }
 
-// nmd molecular-dynamics steps of size eps; reversible and area-preserving.
-// Adjacent half-kicks of consecutive steps are merged (one force per step for
-// leapfrog, two for Omelyan) and each kick is fused with the drift after it.
-// `scratch` holds B*V values; the result ends in phi.
-template <class Real>
-void md_integrate(Real* phi, Real* mom, Real* scratch, int64_t B, Lattice lat, double kappa,
-                  double lam, double eps, int64_t nmd, int integrator) {
+// The integrators, written once as a schedule of fused steps: nmd molecular-
+// dynamics steps of size eps, reversible and area-preserving.  Adjacent
+// half-kicks of consecutive steps are merged (one force per step for leapfrog,
+// two for Omelyan) and each kick is fused with the drift after it:
+// step(dt_kick, dt_drift) does p += dt_kick F(phi); phi += dt_drift p, and
+// kick(dt) the final p += dt F(phi).  Host code: it sequences stages (or, in
+// the CPU lane driver, whole-block loops).
+template <class Step, class Kick>
+inline void md_schedule(int integrator, double eps, int64_t nmd, Step&& step, Kick&& kick) {
   if (nmd <= 0) return;
-  const Couplings<Real> cp(kappa, lam);
-  Real* cur = phi;
-  Real* nxt = scratch;
-  auto step = [&](double dt_kick, double dt_drift) {
-    kick_drift(cur, nxt, mom, B, lat, cp, Real(dt_kick), Real(dt_drift));
-    Real* t = cur;
-    cur = nxt;
-    nxt = t;
-  };
   if (integrator == kLeapfrog) {
     // p += eps/2 F; phi += eps p; [p += eps F; phi += eps p] x (nmd-1); p += eps/2 F.
     step(0.5 * eps, eps);
     for (int64_t s = 1; s < nmd; ++s) step(eps, eps);
-    kick(cur, mom, B, lat, cp, Real(0.5 * eps));
+    kick(0.5 * eps);
   } else {
     // Omelyan 2MN, per step: p += l eps F; phi += eps/2 p; p += (1-2l) eps F;
     // phi += eps/2 p; p += l eps F  (the last kick merged with the next step's first).
@@ -159,8 +152,28 @@ void md_integrate(Real* phi, Real* mom, Real* scratch, int64_t B, Lattice lat, d
       step(2.0 * l * eps, 0.5 * eps);
       step((1.0 - 2.0 * l) * eps, 0.5 * eps);
     }
-    kick(cur, mom, B, lat, cp, Real(l * eps));
+    kick(l * eps);
   }
+}
+
+// MD on the batch with md_schedule; `scratch` holds B*V values (the drift
+// writes the new field to the other buffer); the result ends in phi.
+template <class Real>
+void md_integrate(Real* phi, Real* mom, Real* scratch, int64_t B, Lattice lat, double kappa,
+                  double lam, double eps, int64_t nmd, int integrator) {
+  if (nmd <= 0) return;
+  const Couplings<Real> cp(kappa, lam);
+  Real* cur = phi;
+  Real* nxt = scratch;
+  md_schedule(
+      integrator, eps, nmd,
+      [&](double dt_kick, double dt_drift) {
+        kick_drift(cur, nxt, mom, B, lat, cp, Real(dt_kick), Real(dt_drift));
+        Real* t = cur;
+        cur = nxt;
+        nxt = t;
+      },
+      [&](double dt) { kick(cur, mom, B, lat, cp, Real(dt)); });
   if (cur != phi) {
     const int64_t n = B * lat.volume();
     const Real* src = cur;
