@@ -46,7 +46,7 @@ QCD_INLINE void mulhilo64(uint64_t a, uint64_t b, uint64_t& hi, uint64_t& lo) {
 QCD_INLINE Philox4x64 philox4x64_10(Philox4x64 ctr, uint64_t k0, uint64_t k1) {
   // Ten rounds; the key is bumped by the Weyl constants between rounds.
   uint64_t c0 = ctr.v[0], c1 = ctr.v[1], c2 = ctr.v[2], c3 = ctr.v[3];
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDACC__)  // nvcc (both its passes); it does not know GCC's spelling
 #pragma unroll
 #else
 #pragma GCC unroll 10
