@@ -412,6 +412,31 @@ def test_cli_sample_sigterm_exit_75_and_resumes_bit_identically(tmp_path):
         np.testing.assert_array_equal(a["configs"][()], b["configs"][()])
 
 
+def test_prior_width_warning_and_sigma_max(tmp_path):
+    """Broken-phase-like data (constant fields ±10 on 8×8: √P(0) = 80) are out of reach of the seeds'
+    VE prior (s(1) = 9.84): training warns; a geometric VE schedule with σ_max = 300 does not."""
+    import warnings
+
+    n, L = 32, 8
+    x = np.where(np.arange(n) % 2 == 0, 10.0, -10.0)[:, None, None] * np.ones((n, L, L))
+    x = (x + 0.1 * np.random.default_rng(0).standard_normal(x.shape)).astype(np.float32)
+    cfg = dict(channels=8, depth=1, epochs=1, batch=16, device="cpu")
+    with pytest.warns(UserWarning, match="prior N.*too narrow.*--sigma-max"):
+        train(x, TrainConfig(**cfg), tmp_path / "a", progress=False)
+    wide = VESDE.from_sigma_range(0.01, 300.0)
+    assert wide.prior_std() == pytest.approx(300.0, rel=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(x, TrainConfig(sde_params=wide.params(), **cfg), tmp_path / "b", progress=False)
+    _, sde, _ = load_model(tmp_path / "b" / "model.pt")
+    assert sde.prior_std() == pytest.approx(300.0, rel=1e-6)
+    ens = tmp_path / "ens.h5"
+    _tiny_ensemble(ens)
+    assert _cli(["train", str(ens), "--out", str(tmp_path / "c"), "--sde", "vp", "--sigma-max", "50",
+                 "--quiet"]) == 2
+    assert _cli(["train", str(ens), "--out", str(tmp_path / "c"), "--sigma-max", "0.001", "--quiet"]) == 2
+
+
 def test_python_m_qcdhpc_train_sample(tmp_path):
     """End to end through `python -m qcdhpc` (cli/main.py dispatch), as a user runs it."""
     import subprocess

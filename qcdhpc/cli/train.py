@@ -33,6 +33,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="run directory (model at RUN_DIR/model.pt), or MODEL.pt (run directory MODEL.run/)")
     g = p.add_argument_group("model")
     g.add_argument("--sde", choices=("ve", "vp"), default="ve", help="forward SDE (ve: the seeds' σ=25)")
+    g.add_argument("--sigma-max", type=float, metavar="S",
+                   help="VE only: geometric noise schedule s(t) ≈ σ_min (σ_max/σ_min)^t (score_sde) instead of "
+                        "the seeds' σ=25 (s(1) = 9.84). σ_max must exceed the data's spread along its widest "
+                        "direction (training warns when it does not): needed in the broken phase")
+    g.add_argument("--sigma-min", type=float, default=0.01, metavar="S", help="VE with --sigma-max (0.01)")
     g.add_argument("--channels", type=int, default=32, help="U-Net base channels (32)")
     g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings; L %% 2**depth == 0 (2)")
     g.add_argument("--n-res", type=int, default=1, help="residual blocks per level (1)")
@@ -99,7 +104,16 @@ def run(args) -> int:
         return _refuse(args, f"{args.ensemble}: /configs has shape {data.shape}, need (n, L0, L1)")
     meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
             "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
-    config = TrainConfig(sde=args.sde, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
+    sde_params = {}
+    if args.sigma_max is not None:
+        if args.sde != "ve":
+            return _refuse(args, "--sigma-max/--sigma-min apply to the VE SDE only")
+        if not (0 < args.sigma_min < args.sigma_max < float("inf")):
+            return _refuse(args, f"need 0 < --sigma-min < --sigma-max (got {args.sigma_min}, {args.sigma_max})")
+        from ..diffusion.sde import VESDE
+
+        sde_params = VESDE.from_sigma_range(args.sigma_min, args.sigma_max).params()
+    config = TrainConfig(sde=args.sde, sde_params=sde_params, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
                          baseline=args.baseline,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,

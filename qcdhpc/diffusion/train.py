@@ -112,6 +112,23 @@ def plot_loss(log: list, path) -> None:
     plt.close(fig)
 
 
+def _check_prior_width(x_all: torch.Tensor, sde, zero_mean: bool) -> None:
+    """Warn when the prior N(0, s(1)²) is narrower than the data along its widest direction.
+
+    The reverse SDE starts from the prior; along a direction where the data spread exceeds s(1) it
+    cannot reach the data (Song & Ermon 2020, technique 1: σ_max ~ the largest distance in the data).
+    For stationary lattice fields the widest directions are Fourier modes with variance P(k); in the
+    broken phase P(0) = V⟨M²⟩ is huge (32×32, κ = 0.5: √P(0) ≈ 155 against the seeds' s(1) = 9.84)."""
+    from .networks import GaussianScore
+
+    p_max = float(GaussianScore(tuple(x_all.shape[1:])).fit(x_all, zero_mean=zero_mean).power.max())
+    alpha1, s1 = (float(v) for v in sde.marginal_coeffs(torch.tensor([sde.T], dtype=torch.float64)))
+    if alpha1 ** 2 * p_max > 0.1 * s1 ** 2:
+        warnings.warn(f"the prior N(0, {s1:.3g}²) is too narrow for these data: their widest Fourier mode has "
+                      f"std √P(k) = {p_max ** 0.5:.3g} (× α(1) = {alpha1:.3g}); sampling will not reach them. "
+                      f"Use the VE SDE with --sigma-max ≳ {3 * alpha1 * p_max ** 0.5:.3g}", stacklevel=3)
+
+
 def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
           meta: dict | None = None, model_path=None, restart_stale: bool = False) -> dict:
     """Train a score model on `data` (n, *site_shape); returns a summary dict (rank 0's view).
@@ -146,6 +163,8 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
         model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
     if model.baseline is not None:  # μ, P(k) from the training data, before the EMA copies the buffers
         model.baseline.fit(x_all, zero_mean=config.z2)
+    if len(site_shape) == 2 and info.is_main:
+        _check_prior_width(x_all, sde, config.z2)
     model.to(dev)
     ema = EMA(model, config.ema_decay)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)

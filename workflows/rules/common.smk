@@ -48,10 +48,13 @@ def mpi_launch(wildcards, resources):
     return f"{resources.mpi} -n {resources.tasks}" if int(resources.tasks) > 1 else ""
 
 
-def train_args():
-    t = config["train"]
-    return (f"--sde {t['sde']} --epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
-            f"--channels {t['channels']} --depth {t['depth']} --baseline {t['baseline']} --seed {t['seed']} --device {t['device']}")
+def train_args(wildcards):
+    """`qcdhpc train` options: config["train"], overridden by the point's own `train:` entries."""
+    t = {**config["train"], **config["points"][wildcards.point].get("train", {})}
+    sigma = f"--sigma-max {t['sigma_max']} --sigma-min {t['sigma_min']} " if t.get("sigma_max") else ""
+    return (f"--sde {t['sde']} {sigma}--epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
+            f"--channels {t['channels']} --depth {t['depth']} --baseline {t['baseline']} --seed {t['seed']} "
+            f"--device {t['device']}")
 
 
 def sample_args():

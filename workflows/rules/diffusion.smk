@@ -10,7 +10,7 @@ rule train:
     params:
         qcdhpc=QCDHPC,
         run_dir=lambda wc: f"{RESULTS}/{wc.point}/model",
-        args=train_args(),
+        args=train_args,
     log:
         f"{RESULTS}/logs/train_{{point}}.log",
     benchmark:
