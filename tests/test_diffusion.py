@@ -122,6 +122,30 @@ def test_loss_decreases_on_tiny_set():
     assert after < 0.8 * before, (before, after)
 
 
+def test_zero_mode_weight_is_a_fourier_weighting():
+    """L_w = mean over samples of (1/V²)[Σ_k |r̃(k)|² + (w − 1)|r̃(0)|²] (Parseval), r = s·score + ε."""
+    torch.manual_seed(0)
+    x0 = 1.0 + 0.3 * torch.randn(6, 8, 4, dtype=torch.float64)
+    sde = get_sde("ve")
+
+    def score(x, t):  # any fixed function: the identity is about the loss, not the model
+        return -torch.tanh(x) - 0.1 * x.mean(dim=(1, 2), keepdim=True)
+
+    def loss(w):
+        return float(dsm_loss(score, sde, x0, generator=torch.Generator().manual_seed(5), zero_mode_weight=w))
+
+    g = torch.Generator().manual_seed(5)  # replay the loss's draws: t, then ε
+    t = sde.eps_train + (sde.T - sde.eps_train) * torch.rand(6, generator=g, dtype=torch.float64)
+    z = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    mean, std = sde.marginal_prob(x0, t)
+    r = score(mean + std * z, t) * std + z
+    rk, V = torch.fft.fft2(r), 32
+    for w in (1.0, 7.0, 32.0):
+        expect = float(((rk.abs() ** 2).sum(dim=(1, 2)) + (w - 1) * rk[:, 0, 0].abs() ** 2).mean()) / V ** 2
+        assert loss(w) == pytest.approx(expect, rel=1e-6)
+    assert loss(32.0) > loss(1.0)
+
+
 def test_trained_dm_reproduces_gaussian_variance(tmp_path):
     """A full train → save → load → sample round trip on 1-D N(0, 0.7²): variance within 5%."""
     data = np.random.default_rng(0).normal(0.0, 0.7, size=8192).astype(np.float32)
@@ -187,6 +211,41 @@ def test_unet_commutes_with_periodic_translations():
     assert not torch.allclose(rolled, torch.roll(zero_padded(x[:, None]), (4, 0), (2, 3)))
     with pytest.raises(ValueError, match="divisible"):
         net(torch.randn(1, 10, 12, dtype=torch.float64), t[:1])
+
+
+def test_unet_global_context():
+    """The global path starts as a no-op (same output as the plain U-Net with the same weights), keeps
+    translation equivariance, and reads the lattice averages of the input and the bottleneck features."""
+    torch.manual_seed(1)
+    x, t = torch.randn(2, 16, 16, dtype=torch.float64), torch.tensor([0.3, 0.7], dtype=torch.float64)
+    torch.manual_seed(2)
+    plain = UNet(channels=8, depth=1).double()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    glob = UNet(channels=8, depth=1, global_context=True).double()
+    glob.load_state_dict(plain.state_dict(), strict=False)  # global MLP keeps its zero output layer
+    torch.testing.assert_close(glob(x, t), plain(x, t))
+    for p in glob.global_mlp.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    y = glob(x, t)
+    assert not torch.allclose(y, plain(x, t))
+    torch.testing.assert_close(glob(torch.roll(x, (2, 6), (1, 2)), t), torch.roll(y, (2, 6), (1, 2)))
+    # the path's input: lattice averages (captured by hooks)
+    seen = {}
+    glob.global_mlp.register_forward_hook(lambda m, inp, out: seen.update(inp=inp[0]))
+    glob.mid.register_forward_pre_hook(lambda m, inp: seen.update(h=inp[0]))
+    glob(x, t)
+    C = seen["h"].shape[1]
+    torch.testing.assert_close(seen["inp"][:, :C], seen["h"].mean(dim=(2, 3)))
+    torch.testing.assert_close(seen["inp"][:, C], x.mean(dim=(1, 2)))
+    # its last output is a uniform shift of the output field: the network's k = 0 mode
+    with torch.no_grad():
+        glob.global_mlp[-1].bias[-1] += 0.5
+    torch.testing.assert_close(glob(x, t), y + 0.5)
+    # model files written before the option existed build the plain U-Net
+    cfg = {"sde": "ve", "net": "unet", "channels": 8, "depth": 1, "n_res": 1}
+    assert build_model(cfg, (8, 8))[0].backbone.global_mlp is None
+    assert build_model({**cfg, "global_context": True}, (8, 8))[0].backbone.global_mlp is not None
 
 
 def test_random_roll_is_a_translation():
@@ -309,6 +368,63 @@ def test_train_with_gaussian_baseline_fits_and_roundtrips(tmp_path):
     assert load_model(tmp_path / "old.pt")[0].baseline is None
     with pytest.raises(ValueError, match="unknown score baseline"):
         build_model({**cfg.to_dict(), "baseline": "wiener"}, (L, L))
+
+
+def test_zero_mode_baseline_score_is_exact():
+    """gaussian+m: modes k ≠ 0 as the Gaussian baseline; along k = 0 the derivative of the perturbed
+    kernel density log (1/K) Σ_j N(A; α c_j, α²h² + s²) (autograd), as a uniform field / √V."""
+    torch.manual_seed(3)
+    L0, L1 = 6, 8
+    V = L0 * L1
+    gauss, zm = GaussianScore((L0, L1)).double(), GaussianScore((L0, L1), zero_mode=True).double()
+    power = 0.5 + torch.rand(L0, L1 // 2 + 1, dtype=torch.float64)
+    for b in (gauss, zm):
+        b.power.copy_(power)
+        b.mean.fill_(0.3)
+    zm.m_centres.copy_(5 * torch.randn(GaussianScore.N_CENTRES, dtype=torch.float64))
+    zm.m_bandwidth.fill_(0.7)
+    x = 2 * torch.randn(4, L0, L1, dtype=torch.float64)
+    alpha = torch.tensor([1.0, 0.9, 0.5, 0.2], dtype=torch.float64)
+    std = torch.tensor([0.1, 1.0, 3.0, 10.0], dtype=torch.float64)
+    out_g, out_z = gauss(x, alpha, std), zm(x, alpha, std)
+    torch.testing.assert_close(out_z - out_z.mean((1, 2), keepdim=True), out_g - out_g.mean((1, 2), keepdim=True))
+    A = ((x - alpha[:, None, None] * 0.3).sum((1, 2)) / math.sqrt(V)).requires_grad_(True)
+    var = (alpha * 0.7) ** 2 + std ** 2
+    logp = torch.logsumexp(-(A[:, None] - alpha[:, None] * zm.m_centres) ** 2 / (2 * var[:, None]), dim=1)
+    (dlogp,) = torch.autograd.grad(logp.sum(), A)
+    torch.testing.assert_close(out_z.mean((1, 2)), dlogp / math.sqrt(V))
+
+
+def test_zero_mode_baseline_samples_a_bimodal_magnetisation(tmp_path):
+    """Broken-phase-like data (φ = ±m₀ + white noise): the Gaussian baseline alone smears M over
+    N(0, ⟨M²⟩) (U_L = 0), the gaussian+m baseline alone gives the data's ⟨|M|⟩ and U_L ≈ 2/3."""
+    L, n, m0 = 8, 2000, 2.0
+    g = torch.Generator().manual_seed(11)
+    sign = torch.randint(0, 2, (n, 1, 1), generator=g) * 2 - 1
+    data = (sign * m0 + 0.3 * torch.randn(n, L, L, generator=g)).float()
+    cfg = {"sde": "ve", "sde_params": VESDE.from_sigma_range(0.01, 60.0).params(), "net": "unet", "channels": 8,
+           "depth": 1, "n_res": 1}
+    M_data = data.double().mean((1, 2))
+    ul = lambda M: float(1 - (M ** 4).mean() / (3 * (M ** 2).mean() ** 2))  # noqa: E731
+    result = {}
+    for kind in ("gaussian", "gaussian+m"):
+        model, sde = build_model({**cfg, "baseline": kind}, (L, L), sigma_data=float(data.pow(2).mean().sqrt()))
+        model.baseline.fit(data, zero_mean=True)
+        model.eval()
+        M = sample(model, sde, 500, (L, L), "em", steps=200, batch_size=500, seed=2).double().mean((1, 2))
+        result[kind] = (float(M.abs().mean()), ul(M))
+    zm = model.baseline
+    A = data.double().sum((1, 2)) / L
+    assert float((zm.m_centres ** 2).mean() + zm.m_bandwidth ** 2) == pytest.approx(float((A ** 2).mean()), rel=1e-12)
+    assert 0 < float(zm.m_bandwidth) < 0.3  # a peak's width, not the distance between the vacua
+    se = float(M_data.abs().std()) / math.sqrt(500) + 0.3 / L / math.sqrt(500)
+    assert abs(result["gaussian+m"][0] - float(M_data.abs().mean())) < 4 * se + 0.01, result
+    assert result["gaussian+m"][1] == pytest.approx(ul(M_data), abs=0.01), result
+    assert result["gaussian"][1] < 0.2 and result["gaussian"][0] < 0.9 * m0, result  # the failure it fixes
+    save_model(tmp_path / "m.pt", model, {**cfg, "baseline": "gaussian+m"}, [n, L, L], {"rms": 2.0})
+    net = load_model(tmp_path / "m.pt")[0]
+    torch.testing.assert_close(net.baseline.m_centres, zm.m_centres)
+    torch.testing.assert_close(net.baseline.m_bandwidth, zm.m_bandwidth)
 
 
 # ---------------------------------------------------------------- toy cumulants

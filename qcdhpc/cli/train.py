@@ -41,10 +41,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--channels", type=int, default=32, help="U-Net base channels (32)")
     g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings; L %% 2**depth == 0 (2)")
     g.add_argument("--n-res", type=int, default=1, help="residual blocks per level (1)")
-    g.add_argument("--baseline", choices=("none", "gaussian"), default="none",
+    g.add_argument("--global-context", action=argparse.BooleanOptionalAction, default=True,
+                   help="global-pooling path at the U-Net bottleneck, so the network sees the "
+                        "magnetisation M of the whole lattice (needed in the broken phase; default on)")
+    g.add_argument("--baseline", choices=("none", "gaussian", "gaussian+m"), default="none",
                    help="gaussian: score = exact score of the Gaussian field with the data's two-point "
-                        "function + the network (which then learns only the interaction); none: the "
-                        "network alone, as in the seeds (none)")
+                        "function + the network (which then learns only the interaction); gaussian+m: "
+                        "the same with the data's own distribution of the magnetisation M for the k = 0 "
+                        "mode (needed in the broken phase); none: the network alone, as in the seeds (none)")
+    g.add_argument("--zero-mode-weight", type=float, default=1.0, metavar="W",
+                   help="weight of the k = 0 Fourier mode (the magnetisation M) in the DSM loss, which is "
+                        "otherwise 1/V of it; W = V makes M count as much as all other modes (1)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=100)
     g.add_argument("--batch", type=int, default=64, help="batch size per rank (64)")
@@ -104,6 +111,8 @@ def run(args) -> int:
         return _refuse(args, f"{args.ensemble}: /configs has shape {data.shape}, need (n, L0, L1)")
     meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
             "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
+    if not (0 < args.zero_mode_weight < float("inf")):
+        return _refuse(args, f"--zero-mode-weight must be positive and finite (got {args.zero_mode_weight})")
     sde_params = {}
     if args.sigma_max is not None:
         if args.sde != "ve":
@@ -114,6 +123,7 @@ def run(args) -> int:
 
         sde_params = VESDE.from_sigma_range(args.sigma_min, args.sigma_max).params()
     config = TrainConfig(sde=args.sde, sde_params=sde_params, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
+                         global_context=args.global_context, zero_mode_weight=args.zero_mode_weight,
                          baseline=args.baseline,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,

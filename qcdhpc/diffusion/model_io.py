@@ -16,12 +16,14 @@ from .sde import get_sde
 
 FORMAT = "qcdhpc.diffusion"
 FORMAT_VERSION = 1
-BASELINES = ("none", "gaussian")
+BASELINES = ("none", "gaussian", "gaussian+m")
 
 
 def backbone_kwargs(config: dict, site_shape) -> dict:
     if config["net"] == "unet":
-        return {"channels": config["channels"], "depth": config["depth"], "n_res": config["n_res"]}
+        # files written before global_context existed: a plain U-Net
+        return {"channels": config["channels"], "depth": config["depth"], "n_res": config["n_res"],
+                "global_context": bool(config.get("global_context", False))}
     dim = 1
     for s in site_shape:
         dim *= int(s)
@@ -35,7 +37,7 @@ def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     kind = config.get("baseline", "none")  # files written before the option existed: no baseline
     if kind not in BASELINES:
         raise ValueError(f"unknown score baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-    baseline = GaussianScore(site_shape) if kind == "gaussian" else None
+    baseline = GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None
     return ScoreModel(backbone, sde, sigma_data, baseline), sde
 
 

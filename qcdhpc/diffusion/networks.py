@@ -9,7 +9,9 @@ so the σ²-weighted denoising loss ||s·score + ε||² (losses.py) is an O(1) r
 Optionally (`baseline="gaussian"`) the score is the exact score of the Gaussian field with the
 training data's two-point function plus the learned part (`GaussianScore`): the network then learns
 only the connected higher-point (interaction) structure, and the two-point function — χ₂ is its
-k = 0 value — is carried exactly by the baseline instead of by ~1/V of the loss.
+k = 0 value — is carried exactly by the baseline instead of by ~1/V of the loss.  `baseline=
+"gaussian+m"` also gives the k = 0 mode (the magnetisation) the data's own, possibly bimodal,
+distribution: the broken phase's two vacua.
 """
 from __future__ import annotations
 
@@ -68,10 +70,20 @@ class UNet(nn.Module):
     Periodic translations commute with the network exactly for shifts that are multiples of
     2**depth (stride-2 sampling aliases odd shifts); training with random-roll augmentation makes
     the learned score (approximately) invariant under all shifts.
+
+    `global_context`: a zero-mode path.  An MLP reads the lattice averages of the input (the noisy
+    magnetisation) and of the bottleneck features, with the time embedding, and returns (i) a shift
+    of the time embedding of the middle and up-path blocks (global pooling, cf. squeeze-and-excitation,
+    Hu et al. 2018) and (ii) a uniform term added to the output, i.e. the network's k = 0 mode
+    directly.  Why: convolutions see a few sites, and every GroupNorm removes per-sample averages, so
+    a plain U-Net can hardly emit a sample-dependent uniform output.  But the order parameter
+    M is a sum over all V sites, and in the broken phase its score at noise s ~ √V⟨|M|⟩ decides which
+    vacuum a sample falls into: the score along k = 0 is ≈ (√V⟨|M|⟩ tanh(√V⟨|M|⟩ a/s²) − a)/s² for the
+    mode amplitude a (docs/diffusion.md).
     """
 
     def __init__(self, channels: int = 32, depth: int = 2, mults=None, n_res: int = 1,
-                 temb_dim: int | None = None, fourier_scale: float = 16.0):
+                 temb_dim: int | None = None, fourier_scale: float = 16.0, global_context: bool = False):
         super().__init__()
         self.depth = int(depth)
         mults = list(mults) if mults is not None else [min(2 ** i, 4) for i in range(self.depth + 1)]
@@ -93,6 +105,13 @@ class UNet(nn.Module):
             skip_chs.append(cur)
             if lvl < self.depth:
                 self.downsample.append(_conv(cur, cur, stride=2))
+        self.global_mlp = None
+        if global_context:
+            self.global_mlp = nn.Sequential(nn.Linear(cur + 1 + temb_dim, temb_dim), nn.SiLU(),
+                                            nn.Linear(temb_dim, temb_dim), nn.SiLU(),
+                                            nn.Linear(temb_dim, temb_dim + 1))
+            nn.init.zeros_(self.global_mlp[-1].weight)  # starts as the plain U-Net
+            nn.init.zeros_(self.global_mlp[-1].bias)
         self.mid = ResBlock(cur, cur, temb_dim)
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for lvl in reversed(range(self.depth + 1)):
@@ -124,6 +143,10 @@ class UNet(nn.Module):
             skips.append(h)
             if lvl < self.depth:
                 h = self.downsample[lvl](h)
+        uniform = None
+        if self.global_mlp is not None:
+            g = self.global_mlp(torch.cat([h.mean(dim=(2, 3)), x.mean(dim=(1, 2))[:, None], temb], dim=1))
+            temb, uniform = temb + g[:, :-1], g[:, -1]
         h = self.mid(h, temb)
         for i, blocks in enumerate(self.up):
             h = torch.cat([h, skips.pop()], dim=1)
@@ -131,7 +154,8 @@ class UNet(nn.Module):
                 h = blk(h, temb)
             if i < self.depth:
                 h = self.upsample[i](F.interpolate(h, scale_factor=2, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))[:, 0]
+        out = self.conv_out(F.silu(self.norm_out(h)))[:, 0]
+        return out if uniform is None else out + uniform[:, None, None]
 
 
 class MLPScore(nn.Module):
@@ -167,36 +191,100 @@ class GaussianScore(nn.Module):
         ∇ log p_t(x) = −F⁻¹[ F(x − αμ)(k) / (α² P(k) + s²) ]          (the Wiener filter's score)
 
     This is the free-field (Gaussian) part of any ensemble's score; for a free field it is exact.
-    `fit` estimates μ and P(k) from data (float64)."""
+    `fit` estimates μ and P(k) from data (float64).
 
-    def __init__(self, site_shape):
+    `zero_mode=True` (baseline "gaussian+m"): the k = 0 mode — the amplitude A = √V (M − μ) of the
+    magnetisation — gets the data's own distribution instead of a Gaussian: a kernel density with
+    K centres c_j (quantiles of the data's A) and bandwidth h, which the SDE perturbs exactly into
+    the mixture p_t(A) = (1/K) Σ_j N(A; α c_j, α²h² + s²), so along k = 0
+
+        ∂_A log p_t(A) = Σ_j w_j(A) (α c_j − A) / (α²h² + s²),   w_j ∝ exp(−(A − α c_j)²/(2(α²h² + s²))).
+
+    In the broken phase A is bimodal (±√V⟨|M|⟩ with a width of O(1)): a Gaussian there puts the
+    samples' M anywhere between the vacua, and a network has to learn the vacuum position to a
+    relative precision ~1/√(V P(0)) from 1/V of the loss, which it does not (docs/diffusion.md).
+    The centres are rescaled so that ⟨c²⟩ + h² = ⟨A²⟩ exactly: χ₂ is carried exactly, as by the
+    Gaussian baseline.  Modes k ≠ 0 stay Gaussian; the network learns how they couple to M."""
+
+    N_CENTRES = 512
+
+    def __init__(self, site_shape, zero_mode: bool = False):
         super().__init__()
         if len(site_shape) != 2:
             raise ValueError(f"the Gaussian baseline needs 2D lattice fields, got site shape {tuple(site_shape)}")
         L0, L1 = (int(s) for s in site_shape)
         self.register_buffer("power", torch.ones(L0, L1 // 2 + 1, dtype=torch.float64))
         self.register_buffer("mean", torch.zeros((), dtype=torch.float64))
+        self.zero_mode = bool(zero_mode)
+        if self.zero_mode:  # only then: files of the plain Gaussian baseline keep loading strictly
+            self.register_buffer("m_centres", torch.zeros(self.N_CENTRES, dtype=torch.float64))
+            self.register_buffer("m_bandwidth", torch.ones((), dtype=torch.float64))
 
     @torch.no_grad()
     def fit(self, data: torch.Tensor, zero_mean: bool = False, chunk: int = 1024) -> "GaussianScore":
-        """μ (0 if `zero_mean`, e.g. for Z₂-symmetrised training) and P(k) from (n, L0, L1) data."""
+        """μ (0 if `zero_mean`, e.g. for Z₂-symmetrised training) and P(k) from (n, L0, L1) data; with
+        `zero_mode`, also the kernel density of A (symmetrised under A → −A if `zero_mean`)."""
         n, L0, L1 = data.shape
         if (L0, L1 // 2 + 1) != tuple(self.power.shape):
             raise ValueError(f"data lattice {(L0, L1)} does not match the baseline's {tuple(self.power.shape)}")
         mu = 0.0 if zero_mean else float(data.double().mean())
         acc = torch.zeros(L0, L1 // 2 + 1, dtype=torch.float64)
+        amps = []
         for start in range(0, n, chunk):
             ft = torch.fft.rfft2(data[start:start + chunk].double().cpu() - mu)
             acc += (ft.real ** 2 + ft.imag ** 2).sum(0)
+            amps.append(ft[:, 0, 0].real / math.sqrt(L0 * L1))
         self.power.copy_(acc / (n * L0 * L1))
         self.mean.fill_(mu)
+        if self.zero_mode:
+            self.m_centres.copy_(_kde_centres(torch.cat(amps), self.N_CENTRES, symmetric=zero_mean, out=self.m_bandwidth))
         return self
+
+    def _zero_mode_score(self, A, a, s):
+        """∂_A log p_t(A) of the kernel-density zero mode; A, a, s (B,) float64."""
+        var = (a * self.m_bandwidth) ** 2 + s ** 2
+        mu = a[:, None] * self.m_centres[None, :]
+        w = torch.softmax(-(A[:, None] - mu) ** 2 / (2 * var[:, None]), dim=1)
+        return ((w * mu).sum(1) - A) / var
 
     def forward(self, x, alpha, std):
         """x (B, L0, L1); alpha, std (B,) of the perturbation kernel at the batch's times."""
         a, s = alpha.reshape(-1, 1, 1).to(x.dtype), std.reshape(-1, 1, 1).to(x.dtype)
         ft = torch.fft.rfft2(x - a * self.mean.to(x.dtype))
-        return -torch.fft.irfft2(ft / (a ** 2 * self.power.to(x.dtype) + s ** 2), s=x.shape[-2:])
+        out = ft / (a ** 2 * self.power.to(x.dtype) + s ** 2)
+        if self.zero_mode:
+            sqrt_v = math.sqrt(x.shape[-2] * x.shape[-1])
+            A = ft[:, 0, 0].real.double() / sqrt_v
+            d = self._zero_mode_score(A, alpha.reshape(-1).double(), std.reshape(-1).double())
+            out = out.clone()
+            out[:, 0, 0] = (-sqrt_v * d).to(out.dtype)  # F(score)(0) = √V ∂_A log p
+        return -torch.fft.irfft2(out, s=x.shape[-2:])
+
+
+def _kde_centres(amps: torch.Tensor, k: int, symmetric: bool, out: torch.Tensor) -> torch.Tensor:
+    """K kernel centres (quantiles of `amps`, mirrored if `symmetric`) and the bandwidth (into `out`).
+
+    Bandwidth: Silverman's rule 0.9 min(sd, IQR/1.34) n^(−1/5) on |A| when symmetric — folding
+    makes the broken phase's two peaks one, so the width of a peak, not the distance between the
+    vacua, sets h — and on A otherwise.  Centres are then scaled so that ⟨c²⟩ + h² = ⟨A²⟩ (with μ
+    subtracted, the second moment is what χ₂ measures)."""
+    a = amps.double()
+    m2 = float((a ** 2).mean())
+    x = a.abs() if symmetric else a
+    q = torch.quantile(x, torch.tensor([0.25, 0.75], dtype=torch.float64))
+    spread = min(float(x.std()) if x.numel() > 1 else 0.0, float(q[1] - q[0]) / 1.34)
+    h = 0.9 * spread * x.numel() ** -0.2
+    half = k // 2 if symmetric else k
+    c = torch.quantile(x, (torch.arange(half, dtype=torch.float64) + 0.5) / half)
+    if symmetric:
+        c = torch.cat([-c.flip(0), c])
+    cm2 = float((c ** 2).mean())
+    if not (m2 > 0 and cm2 > 0) or h * h >= m2:  # degenerate (constant) data: no smoothing
+        h = 0.0
+    if cm2 > 0:
+        c = c * math.sqrt((m2 - h * h) / cm2)
+    out.fill_(max(h, 1e-12))
+    return c
 
 
 class ScoreModel(nn.Module):

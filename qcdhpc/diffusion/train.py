@@ -45,9 +45,11 @@ class TrainConfig:
     channels: int = 32                    # unet base channels
     depth: int = 2                        # unet down-samplings (L must be divisible by 2**depth)
     n_res: int = 1                        # unet residual blocks per level
+    global_context: bool = False          # unet: global-pooling path at the bottleneck (networks.UNet)
     hidden: int = 128                     # mlp width
     n_layers: int = 3                     # mlp hidden layers
-    baseline: str = "none"                # "gaussian": add the data's Gaussian (two-point) score
+    baseline: str = "none"                # "gaussian": add the data's Gaussian (two-point) score;
+                                          # "gaussian+m": and the data's M distribution for k = 0
     epochs: int = 100
     batch: int = 64                       # per rank
     lr: float = 2e-4
@@ -55,6 +57,7 @@ class TrainConfig:
     grad_clip: float = 1.0                # max global grad norm; 0 disables
     ema_decay: float = 0.999
     eps_t: float = 1e-5                   # t ~ U(eps_t, 1)
+    zero_mode_weight: float = 1.0         # weight of the k = 0 (magnetisation) mode in the loss (losses.py)
     z2: bool = False                      # random φ → −φ augmentation
     translate: bool = False               # random periodic-translation augmentation (2D fields)
     seed: int = 0
@@ -251,7 +254,8 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
             for group in opt.param_groups:
                 group["lr"] = lr
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                loss = dsm_loss(net, sde, x0, config.eps_t, config.z2, config.translate, gen)
+                loss = dsm_loss(net, sde, x0, config.eps_t, config.z2, config.translate, gen,
+                                config.zero_mode_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)

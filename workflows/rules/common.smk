@@ -54,6 +54,7 @@ def train_args(wildcards):
     sigma = f"--sigma-max {t['sigma_max']} --sigma-min {t['sigma_min']} " if t.get("sigma_max") else ""
     return (f"--sde {t['sde']} {sigma}--epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
             f"--channels {t['channels']} --depth {t['depth']} --baseline {t['baseline']} --seed {t['seed']} "
+            f"--{'' if t['global_context'] else 'no-'}global-context --zero-mode-weight {t['zero_mode_weight']} "
             f"--device {t['device']}")
 
 
