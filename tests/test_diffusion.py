@@ -248,6 +248,35 @@ def test_unet_global_context():
     assert build_model({**cfg, "global_context": True}, (8, 8))[0].backbone.global_mlp is not None
 
 
+def test_z2_equivariant_score_is_exactly_odd(tmp_path):
+    """z2_equivariant: score(−x, t) = −score(x, t) to rounding for any weights (the backbone averaged
+    over φ → −φ), with the gaussian+m baseline fitted Z₂-symmetrically; without the option a random
+    network has an even part.  The option survives the model file; old files load without it."""
+    L, n = 8, 64
+    rng = np.random.default_rng(4)
+    vac = np.where(rng.random(n) < 0.7, 1.0, -1.0)  # an unbalanced broken-phase-like set
+    data = (vac[:, None, None] * 0.3 + 0.1 * rng.standard_normal((n, L, L))).astype(np.float32)
+    cfg = TrainConfig(channels=8, depth=1, epochs=1, batch=32, global_context=True, baseline="gaussian+m",
+                      z2_equivariant=True, device="cpu")
+    train(data, cfg, tmp_path / "run", progress=False)
+    net, sde, config = load_model(tmp_path / "run" / "model.pt")
+    net = net.double()
+    assert config["z2_equivariant"] and net.odd and float(net.baseline.mean) == 0.0
+    for p in net.backbone.parameters():  # generic weights, so an even part would show
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.from_numpy(data[:4]).double() + torch.randn(4, L, L, dtype=torch.float64)
+    t = torch.tensor([0.05, 0.3, 0.6, 0.95], dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(-x, t), -net(x, t), rtol=1e-12, atol=1e-12)
+        net.odd = False
+        even = net(x, t) + net(-x, t)
+    assert even.abs().max() > 1e-3
+    blob = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    del blob["config"]["z2_equivariant"]
+    torch.save(blob, tmp_path / "old.pt")
+    assert not load_model(tmp_path / "old.pt")[0].odd
+
+
 def test_random_roll_is_a_translation():
     x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
     y = random_roll(x, torch.Generator().manual_seed(0))

@@ -49,6 +49,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "function + the network (which then learns only the interaction); gaussian+m: "
                         "the same with the data's own distribution of the magnetisation M for the k = 0 "
                         "mode (needed in the broken phase); none: the network alone, as in the seeds (none)")
+    g.add_argument("--z2-equivariant", action=argparse.BooleanOptionalAction, default=False,
+                   help="exactly Z2-odd score, score(-x) = -score(x), by averaging the network over "
+                        "phi -> -phi (twice the network cost); keeps the two vacua of the broken phase "
+                        "equally weighted, which augmentation alone does not guarantee (off)")
     g.add_argument("--zero-mode-weight", type=float, default=1.0, metavar="W",
                    help="weight of the k = 0 Fourier mode (the magnetisation M) in the DSM loss, which is "
                         "otherwise 1/V of it; W = V makes M count as much as all other modes (1)")
@@ -124,6 +128,7 @@ def run(args) -> int:
         sde_params = VESDE.from_sigma_range(args.sigma_min, args.sigma_max).params()
     config = TrainConfig(sde=args.sde, sde_params=sde_params, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
                          global_context=args.global_context, zero_mode_weight=args.zero_mode_weight,
+                         z2_equivariant=args.z2_equivariant,
                          baseline=args.baseline,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,

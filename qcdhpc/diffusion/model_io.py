@@ -38,7 +38,8 @@ def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     if kind not in BASELINES:
         raise ValueError(f"unknown score baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     baseline = GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None
-    return ScoreModel(backbone, sde, sigma_data, baseline), sde
+    # files written before z2_equivariant existed: no group averaging
+    return ScoreModel(backbone, sde, sigma_data, baseline, odd=bool(config.get("z2_equivariant", False))), sde
 
 
 def save_model(path, model: ScoreModel, config: dict, data_shape, data_stats: dict, meta: dict | None = None):

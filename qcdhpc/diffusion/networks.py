@@ -290,18 +290,32 @@ def _kde_centres(amps: torch.Tensor, k: int, symmetric: bool, out: torch.Tensor)
 class ScoreModel(nn.Module):
     """score(x_t, t) = backbone(c_in x_t, t) / s(t) [+ GaussianScore(x_t, t)], see the module
     docstring.  `sigma_data` is the RMS of the training data (stored with the model, so sampling uses
-    the same c_in); `baseline` is None or a GaussianScore (its μ and P(k) are stored with the model)."""
+    the same c_in); `baseline` is None or a GaussianScore (its μ and P(k) are stored with the model).
 
-    def __init__(self, backbone: nn.Module, sde, sigma_data: float = 1.0, baseline: nn.Module | None = None):
+    `odd=True` makes the score exactly Z₂-equivariant, score(−x, t) = −score(x, t), by averaging the
+    backbone over the group (frame averaging, Puny et al. 2022): F(x) → ½[F(x) − F(−x)], one forward
+    pass on the batch [x, −x].  The φ⁴ action is even in φ, so its score is odd; with the symmetric
+    prior the reverse SDE then samples an exactly Z₂-symmetric law (⟨M⟩ = 0 in distribution, not
+    only approximately as with φ → −φ augmentation, which leaves the network free to learn a small
+    even part: in the broken phase that part picks one vacuum).  Costs twice the network evaluations."""
+
+    def __init__(self, backbone: nn.Module, sde, sigma_data: float = 1.0, baseline: nn.Module | None = None,
+                 odd: bool = False):
         super().__init__()
-        self.backbone, self.sde, self.baseline = backbone, sde, baseline
+        self.backbone, self.sde, self.baseline, self.odd = backbone, sde, baseline, bool(odd)
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
 
     def forward(self, x, t):
         alpha, std = self.sde.marginal_coeffs(t)
         shape = (-1,) + (1,) * (x.dim() - 1)
         c_in = torch.rsqrt(alpha ** 2 * self.sigma_data ** 2 + std ** 2).reshape(shape)
-        score = self.backbone(x * c_in.to(x.dtype), t) / std.reshape(shape).to(x.dtype)
+        x_in = x * c_in.to(x.dtype)
+        if self.odd:
+            f = self.backbone(torch.cat([x_in, -x_in]), torch.cat([t, t]))
+            f = 0.5 * (f[: x.shape[0]] - f[x.shape[0]:])
+        else:
+            f = self.backbone(x_in, t)
+        score = f / std.reshape(shape).to(x.dtype)
         if self.baseline is not None:
             score = score + self.baseline(x, alpha, std)
         return score

@@ -59,6 +59,7 @@ class TrainConfig:
     eps_t: float = 1e-5                   # t ~ U(eps_t, 1)
     zero_mode_weight: float = 1.0         # weight of the k = 0 (magnetisation) mode in the loss (losses.py)
     z2: bool = False                      # random φ → −φ augmentation
+    z2_equivariant: bool = False          # exactly odd score, F(x) → ½[F(x) − F(−x)] (networks.ScoreModel)
     translate: bool = False               # random periodic-translation augmentation (2D fields)
     seed: int = 0
     amp: str = "none"                     # "none" | "bf16" | "fp16": CUDA autocast only
@@ -165,9 +166,10 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     with torch.no_grad():  # shape check (e.g. L not divisible by 2**depth): a clear error before any work
         model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
     if model.baseline is not None:  # μ, P(k) from the training data, before the EMA copies the buffers
-        model.baseline.fit(x_all, zero_mean=config.z2)
+        # an odd score needs an odd baseline: μ = 0 (the data Z₂-symmetrised)
+        model.baseline.fit(x_all, zero_mean=config.z2 or config.z2_equivariant)
     if len(site_shape) == 2 and info.is_main:
-        _check_prior_width(x_all, sde, config.z2)
+        _check_prior_width(x_all, sde, config.z2 or config.z2_equivariant)
     model.to(dev)
     ema = EMA(model, config.ema_decay)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)

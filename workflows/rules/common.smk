@@ -55,10 +55,12 @@ def train_args(wildcards):
     return (f"--sde {t['sde']} {sigma}--epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
             f"--channels {t['channels']} --depth {t['depth']} --baseline {t['baseline']} --seed {t['seed']} "
             f"--{'' if t['global_context'] else 'no-'}global-context --zero-mode-weight {t['zero_mode_weight']} "
+            f"--{'' if t['z2_equivariant'] else 'no-'}z2-equivariant "
             f"--device {t['device']}")
 
 
-def sample_args():
-    s = config["sample"]
+def sample_args(wildcards):
+    """`qcdhpc sample` options: config["sample"], overridden by the point's own `sample:` entries."""
+    s = {**config["sample"], **config["points"][wildcards.point].get("sample", {})}
     return (f"--n {s['n']} --steps {s['steps']} --sampler {s['sampler']} --batch {s['batch']} "
             f"--seed {s['seed']} --device {config['train']['device']}")

@@ -33,7 +33,7 @@ rule sample:
         f"{RESULTS}/{{point}}/dm_samples.h5",
     params:
         qcdhpc=QCDHPC,
-        args=sample_args(),
+        args=sample_args,
     log:
         f"{RESULTS}/logs/sample_{{point}}.log",
     benchmark:
