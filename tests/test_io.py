@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qcdhpc.io import checkpoint as ckpt
-from qcdhpc.io.atomic import atomic_h5, is_temp
+from qcdhpc.io.atomic import atomic_h5, atomic_write_text, is_temp
 from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
 
 
@@ -22,6 +22,13 @@ def test_atomic_h5_success_and_failure(tmp_path):
     with h5py.File(out) as f:  # old file untouched, temporary removed
         assert "y" not in f
     assert [p.name for p in tmp_path.iterdir()] == ["a.h5"]
+
+
+def test_atomic_write_creates_missing_directories(tmp_path):
+    out = tmp_path / "results" / "diffusion" / "table.json"  # neither directory exists yet
+    atomic_write_text(out, "{}\n")
+    assert out.read_text() == "{}\n"
+    assert [p.name for p in out.parent.iterdir()] == ["table.json"]
 
 
 def _small_ensemble(path, n=6, nchains=2):

@@ -40,8 +40,11 @@ def fsync_dir(path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path to write; on success it is fsync'ed and renamed to `path`."""
+    """Yield a temporary path to write; on success it is fsync'ed and renamed to `path`.  A missing
+    parent directory is created (as `--out results/x/y.json` on the command line implies), so the
+    result of a long computation is not lost to a directory that did not exist yet."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
         yield tmp
