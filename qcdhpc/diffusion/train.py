@@ -165,11 +165,12 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     cfg["sde_params"] = sde.params()  # resolved defaults, so model.pt is self-describing
     with torch.no_grad():  # shape check (e.g. L not divisible by 2**depth): a clear error before any work
         model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
+    # Z₂ as the data's symmetry (augmentation or an odd score): μ = 0, the data Z₂-symmetrised
+    z2_symmetric = config.z2 or config.z2_equivariant
     if model.baseline is not None:  # μ, P(k) from the training data, before the EMA copies the buffers
-        # an odd score needs an odd baseline: μ = 0 (the data Z₂-symmetrised)
-        model.baseline.fit(x_all, zero_mean=config.z2 or config.z2_equivariant)
+        model.baseline.fit(x_all, zero_mean=z2_symmetric)
     if len(site_shape) == 2 and info.is_main:
-        _check_prior_width(x_all, sde, config.z2 or config.z2_equivariant)
+        _check_prior_width(x_all, sde, z2_symmetric)
     model.to(dev)
     ema = EMA(model, config.ema_decay)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)

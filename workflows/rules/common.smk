@@ -48,19 +48,27 @@ def mpi_launch(wildcards, resources):
     return f"{resources.mpi} -n {resources.tasks}" if int(resources.tasks) > 1 else ""
 
 
+def point_section(wildcards, section):
+    """config[section] with the point's own `section:` entries on top (per-point overrides)."""
+    return {**config[section], **config["points"][wildcards.point].get(section, {})}
+
+
+def _switch(name, on):
+    return f"--{'' if on else 'no-'}{name}"
+
+
 def train_args(wildcards):
-    """`qcdhpc train` options: config["train"], overridden by the point's own `train:` entries."""
-    t = {**config["train"], **config["points"][wildcards.point].get("train", {})}
+    """`qcdhpc train` options of this point."""
+    t = point_section(wildcards, "train")
     sigma = f"--sigma-max {t['sigma_max']} --sigma-min {t['sigma_min']} " if t.get("sigma_max") else ""
     return (f"--sde {t['sde']} {sigma}--epochs {t['epochs']} --batch {t['batch']} --lr {t['lr']} "
             f"--channels {t['channels']} --depth {t['depth']} --baseline {t['baseline']} --seed {t['seed']} "
-            f"--{'' if t['global_context'] else 'no-'}global-context --zero-mode-weight {t['zero_mode_weight']} "
-            f"--{'' if t['z2_equivariant'] else 'no-'}z2-equivariant "
-            f"--device {t['device']}")
+            f"{_switch('global-context', t['global_context'])} --zero-mode-weight {t['zero_mode_weight']} "
+            f"{_switch('z2-equivariant', t['z2_equivariant'])} --device {t['device']}")
 
 
 def sample_args(wildcards):
-    """`qcdhpc sample` options: config["sample"], overridden by the point's own `sample:` entries."""
-    s = {**config["sample"], **config["points"][wildcards.point].get("sample", {})}
+    """`qcdhpc sample` options of this point (on the device the point trained on)."""
+    s = point_section(wildcards, "sample")
     return (f"--n {s['n']} --steps {s['steps']} --sampler {s['sampler']} --batch {s['batch']} "
-            f"--seed {s['seed']} --device {config['train']['device']}")
+            f"--seed {s['seed']} --device {point_section(wildcards, 'train')['device']}")
