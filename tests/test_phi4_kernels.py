@@ -113,11 +113,15 @@ def test_chain_history_independent_of_batching():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_lane_blocks_equal_single_chains_bit_for_bit(dtype, integrator, threads):
-    """The CPU driver runs blocks of 64 bytes / itemsize chains lane-interleaved (csrc/cpu/phi4_lanes.h)
-    and the rest one by one; a chain's field, dH and acceptance must not depend on which (nor on
-    the thread count), or an MPI split of the chains would change the ensemble."""
-    B, L0, L1 = 37, 6, 10  # float64: 4 blocks of 8 + 5 single; float32: 2 blocks of 16 + 5 single
+# B = 35: float64 4 blocks of 8 + 3 single chains, float32 2 blocks of 16 + 3 single;
+# B = 45: float64 5 blocks + a block of 5 chains and 3 padding lanes, float32 2 + a block of 13
+@pytest.mark.parametrize("B", [35, 45])
+def test_lane_blocks_equal_single_chains_bit_for_bit(dtype, integrator, threads, B):
+    """The CPU driver runs blocks of 64 bytes / itemsize chains lane-interleaved (csrc/cpu/phi4_lanes.h),
+    a remainder of at least half a block as a padded block, and a smaller one chain by chain; a
+    chain's field, dH and acceptance must not depend on which (nor on the thread count), or an MPI
+    split of the chains would change the ensemble."""
+    L0, L1 = 6, 10
     kw = dict(kappa=0.25, lam=0.02, nmd=4, tau=1.2, integrator=integrator, seed=5, traj_offset=7, ntraj=9)
     phi0 = (np.random.default_rng(1).standard_normal((B, L0, L1)) * 0.7).astype(dtype)
     phi = phi0.copy()

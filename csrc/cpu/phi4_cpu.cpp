@@ -1,5 +1,7 @@
 // CPU backend: the HMC stages of phi4_hmc_impl.h compiled with OpenMP loops.
 #define QCDHPC_BACKEND cpu
+#include <algorithm>
+
 #include "qcdhpc/backend_api.h"
 #include "qcdhpc/phi4_hmc_impl.h"
 #include "phi4_lanes.h"
@@ -11,10 +13,13 @@ namespace cpu {
 // the whole stage sequence on its unit, whose fields stay in L1/L2 cache through
 // all MD steps; the stages inside run as plain, vectorised loops (go_parallel()
 // is false inside the region).  A unit is a block of W = 64 bytes / sizeof(Real)
-// chains in the lane-interleaved layout (phi4_lanes.h) while W chains are left,
-// then single chains (hmc_trajectories_batch with B = 1).  With fewer chains
-// than threads the stages themselves are parallel over sites instead.  Per-chain
-// arithmetic is the same in every case, so the results are identical bit for bit.
+// chains in the lane-interleaved layout (phi4_lanes.h) while W chains are left;
+// a remainder of at least W/2 chains is one more block, padded with dummy lanes
+// (a full block costs about as much as W/2..W/3 single chains, docs/benchmarks.md),
+// and a smaller one runs as single chains (hmc_trajectories_batch with B = 1).
+// With fewer chains than threads the stages themselves are parallel over sites
+// instead.  Per-chain arithmetic is the same in every case, so the results are
+// identical bit for bit.
 template <class Real>
 void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, double lam,
                       int64_t nmd, double tau, int integrator, uint64_t seed, uint64_t chain0,
@@ -22,13 +27,15 @@ void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, dou
   const int64_t V = lat.volume();
   constexpr int64_t W = lanes::width<Real>();
   if (B >= get_num_threads() || V < kOmpMinWork) {
-    const int64_t nblocks = B / W, nunits = nblocks + (B - nblocks * W);
+    const int64_t rem = B % W, nblocks = B / W + (2 * rem >= W ? 1 : 0);
+    const int64_t nsingle = B - std::min(B, nblocks * W), nunits = nblocks + nsingle;
 #pragma omp parallel for schedule(dynamic, 1) if (nunits > 1 && get_num_threads() > 1)
     for (int64_t u = 0; u < nunits; ++u) {
       const int64_t b = u < nblocks ? u * W : nblocks * W + (u - nblocks);
       if (u < nblocks)
-        lanes::hmc_block(phi + b * V, lat, kappa, lam, nmd, tau, integrator, seed,
-                         chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj, acc + b * ntraj, ntraj);
+        lanes::hmc_block(phi + b * V, std::min(W, B - b), lat, kappa, lam, nmd, tau, integrator,
+                         seed, chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj,
+                         acc + b * ntraj, ntraj);
       else
         hmc_trajectories_batch(phi + b * V, 1, lat, kappa, lam, nmd, tau, integrator, seed,
                                chain0 + uint64_t(b), traj0, ntraj, dH + b * ntraj,

@@ -25,47 +25,89 @@ constexpr int64_t width() {
   return int64_t(64 / sizeof(Real));
 }
 
-// W chain-contiguous fields (chain c at src + c*V) -> lane-interleaved, and back.
+// Gaussian momenta of the W chains chain0 .. chain0+W-1, written straight into
+// the lane layout: lane c of the vector loop is chain c, so the four normals of
+// Philox block blk fill four whole site vectors (4 blk .. 4 blk + 3) -- the same
+// numbers as fill_normal (same normal4 call, same counters), without its
+// chain-major buffer and the transpose after it.
 template <class Real, int64_t W>
-inline void to_lanes(const Real* src, Real* dst, int64_t V) {
-  for (int64_t s = 0; s < V; ++s)
+inline void fill_normal_lanes(Real* __restrict out, int64_t V, uint64_t seed, uint64_t chain0,
+                              uint64_t traj, uint64_t purpose) {
+  const int64_t nfull = V / 4;
+  for (int64_t blk = 0; blk < nfull; ++blk) {
+    Real* o = out + 4 * blk * W;
 #pragma omp simd
-    for (int64_t c = 0; c < W; ++c) dst[s * W + c] = src[c * V + s];
-}
-
-template <class Real, int64_t W>
-inline void from_lanes(const Real* src, Real* dst, int64_t V) {
-  for (int64_t c = 0; c < W; ++c)
-    for (int64_t s = 0; s < V; ++s) dst[c * V + s] = src[s * W + c];
-}
-
-// Visits every site as f(s, up, mid, down, left, right): the lane-vector
-// offsets of the site and of its four neighbours (periodic).
-template <int64_t W, class F>
-inline void for_each_site(phi4::Lattice lat, F f) {
-  for (int64_t x0 = 0; x0 < lat.L0; ++x0) {
-    const int64_t up = phi4::prev(x0, lat.L0) * lat.L1, row = x0 * lat.L1,
-                  down = phi4::next(x0, lat.L0) * lat.L1;
-    for (int64_t x1 = 0; x1 < lat.L1; ++x1) {
-      const int64_t xm = phi4::prev(x1, lat.L1), xp = phi4::next(x1, lat.L1);
-      f((row + x1) * W, (up + x1) * W, (down + x1) * W, (row + xm) * W, (row + xp) * W);
+    for (int64_t c = 0; c < W; ++c) {
+      double g0, g1, g2, g3;
+      normal4(seed, chain0 + uint64_t(c), traj, purpose, uint64_t(blk), g0, g1, g2, g3);
+      o[c] = Real(g0);
+      o[W + c] = Real(g1);
+      o[2 * W + c] = Real(g2);
+      o[3 * W + c] = Real(g3);
     }
+  }
+  // The last, partial block when 4 does not divide V (as fill_normal).
+  for (int64_t c = 0; c < W && V % 4; ++c) {
+    double g[4];
+    normal4(seed, chain0 + uint64_t(c), traj, purpose, uint64_t(nfull), g[0], g[1], g[2], g[3]);
+    for (int64_t k = 0; k < V - 4 * nfull; ++k) out[(4 * nfull + k) * W + c] = Real(g[k]);
   }
 }
 
+// n <= W chain-contiguous fields (chain c at src + c*V) -> lane-interleaved, and
+// back; lanes n .. W-1 (padding, see hmc_block) start from phi = 0.
+template <class Real, int64_t W>
+inline void to_lanes(const Real* src, Real* dst, int64_t V, int64_t n) {
+  for (int64_t s = 0; s < V; ++s)
+#pragma omp simd
+    for (int64_t c = 0; c < W; ++c) dst[s * W + c] = c < n ? src[c * V + s] : Real(0);
+}
+
+template <class Real, int64_t W>
+inline void from_lanes(const Real* src, Real* dst, int64_t V, int64_t n) {
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t s = 0; s < V; ++s) dst[c * V + s] = src[s * W + c];
+}
+
+// Visits every row as f(row, up, down, mid): pointers to the lane vectors of
+// row x0 of `in`, of its neighbour rows x0-1 and x0+1 (periodic), and the offset
+// of the row's first site, for the kick loops below.
+template <class Real, int64_t W, class F>
+inline void for_each_row(const Real* in, phi4::Lattice lat, F f) {
+  for (int64_t x0 = 0; x0 < lat.L0; ++x0)
+    f(x0 * lat.L1 * W, in + phi4::prev(x0, lat.L0) * lat.L1 * W, in + phi4::next(x0, lat.L0) * lat.L1 * W);
+}
+
 // p += dt_kick F(phi_in); phi_out = phi_in + dt_drift p  (as phi4_hmc_impl.h's kick_drift;
-// force_at's operand order: (up + down) + (left + right)).
+// force_at's operand order: (up + down) + (left + right)).  Along a row the left,
+// centre and right values slide through registers (left <- centre <- right), so a
+// site costs three field loads (right, up, down) instead of five.
 template <class Real, int64_t W>
 inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __restrict mom,
                        phi4::Lattice lat, phi4::Couplings<Real> cp, Real dt_kick, Real dt_drift) {
-  for_each_site<W>(lat, [&](int64_t s, int64_t u, int64_t d, int64_t l, int64_t r) {
+  const int64_t L1 = lat.L1;
+  for_each_row<Real, W>(in, lat, [&](int64_t row, const Real* up, const Real* down) {
+    const Real* mid = in + row;
+    Real* o = out + row;
+    Real* m = mom + row;
+    Real left[W], centre[W];
 #pragma omp simd
     for (int64_t c = 0; c < W; ++c) {
-      const Real f = in[s + c];
-      const Real p =
-          mom[s + c] + dt_kick * phi4::force_formula(f, (in[u + c] + in[d + c]) + (in[l + c] + in[r + c]), cp);
-      mom[s + c] = p;
-      out[s + c] = f + dt_drift * p;
+      left[c] = mid[(L1 - 1) * W + c];
+      centre[c] = mid[c];
+    }
+    for (int64_t x1 = 0; x1 < L1; ++x1) {
+      const Real* r = mid + phi4::next(x1, L1) * W;
+      const int64_t s = x1 * W;
+#pragma omp simd
+      for (int64_t c = 0; c < W; ++c) {
+        const Real f = centre[c], right = r[c];
+        const Real p = m[s + c] + dt_kick * phi4::force_formula(f, (up[s + c] + down[s + c]) + (left[c] + right), cp);
+        m[s + c] = p;
+        o[s + c] = f + dt_drift * p;
+        left[c] = f;
+        centre[c] = right;
+      }
     }
   });
 }
@@ -73,10 +115,27 @@ inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __
 template <class Real, int64_t W>
 inline void kick(const Real* __restrict in, Real* __restrict mom, phi4::Lattice lat,
                  phi4::Couplings<Real> cp, Real dt) {
-  for_each_site<W>(lat, [&](int64_t s, int64_t u, int64_t d, int64_t l, int64_t r) {
+  const int64_t L1 = lat.L1;
+  for_each_row<Real, W>(in, lat, [&](int64_t row, const Real* up, const Real* down) {
+    const Real* mid = in + row;
+    Real* m = mom + row;
+    Real left[W], centre[W];
 #pragma omp simd
-    for (int64_t c = 0; c < W; ++c)
-      mom[s + c] += dt * phi4::force_formula(in[s + c], (in[u + c] + in[d + c]) + (in[l + c] + in[r + c]), cp);
+    for (int64_t c = 0; c < W; ++c) {
+      left[c] = mid[(L1 - 1) * W + c];
+      centre[c] = mid[c];
+    }
+    for (int64_t x1 = 0; x1 < L1; ++x1) {
+      const Real* r = mid + phi4::next(x1, L1) * W;
+      const int64_t s = x1 * W;
+#pragma omp simd
+      for (int64_t c = 0; c < W; ++c) {
+        const Real f = centre[c], right = r[c];
+        m[s + c] += dt * phi4::force_formula(f, (up[s + c] + down[s + c]) + (left[c] + right), cp);
+        left[c] = f;
+        centre[c] = right;
+      }
+    }
   });
 }
 
@@ -111,39 +170,40 @@ inline void energy(const Real* __restrict phi, const Real* __restrict mom, phi4:
   for (int64_t c = 0; c < W; ++c) out[c] = total[c];
 }
 
-// ntraj HMC trajectories of the W chains chain0 .. chain0+W-1 stored
+// ntraj HMC trajectories of the n <= W chains chain0 .. chain0+n-1 stored
 // chain-contiguously at phi (V values each); dH/acc rows of stride ld.  The same
 // stage sequence as hmc_trajectories_batch; the field ping-pongs between three
 // lane buffers, so neither the "old" copy nor the restore of a rejected
 // trajectory moves any data (the accepted buffer is chosen by pointer).
+// With n < W the other lanes are padding: they run (from phi = 0, with the
+// random numbers of chains chain0+n ..) and their results are dropped -- each
+// lane's arithmetic is independent, so the n real chains are unaffected.
 template <class Real>
-void hmc_block(Real* phi, phi4::Lattice lat, double kappa, double lam, int64_t nmd, double tau,
-               int integrator, uint64_t seed, uint64_t chain0, uint64_t traj0, int64_t ntraj,
-               double* dH, uint8_t* acc, int64_t ld) {
+void hmc_block(Real* phi, int64_t n, phi4::Lattice lat, double kappa, double lam, int64_t nmd,
+               double tau, int integrator, uint64_t seed, uint64_t chain0, uint64_t traj0,
+               int64_t ntraj, double* dH, uint8_t* acc, int64_t ld) {
   constexpr int64_t W = width<Real>();
   const int64_t V = lat.volume();
-  // Five arrays of W*V values (field x 3, momenta, normals) in one 64-byte-aligned
+  // Four arrays of W*V values (field x 3, momenta) in one 64-byte-aligned
   // allocation, each shifted by 5 more cache lines than the previous one: at
   // L = 32 they are 64 KiB long, and arrays whose addresses differ by a multiple
   // of 4 KiB make the loads of one site alias the stores of another (measured:
   // 1200 instead of 1900 Msite-updates/s depending on where malloc put them).
   const int64_t stride = W * V + 5 * W;
-  Buffer<Real> buf(5 * stride + W);
+  Buffer<Real> buf(4 * stride + W);
   Real* base = buf.data();
   base += (W - (reinterpret_cast<uintptr_t>(base) / sizeof(Real)) % W) % W;
   Real* cur = base;  // the chains' present state
   Real* work[2] = {base + stride, base + 2 * stride};
   Real* mom = base + 3 * stride;
-  Real* normals = base + 4 * stride;
-  to_lanes<Real, W>(phi, cur, V);
+  to_lanes<Real, W>(phi, cur, V, n);
   const phi4::Couplings<Real> cp(kappa, lam);
   const double eps = tau / double(nmd);
   double h0[W], h1[W];
 
   for (int64_t k = 0; k < ntraj; ++k) {
     const uint64_t t = traj0 + uint64_t(k);
-    fill_normal(normals, W, V, seed, chain0, t, kRngMomentum);  // plain loop here
-    to_lanes<Real, W>(normals, mom, V);
+    fill_normal_lanes<Real, W>(mom, V, seed, chain0, t, kRngMomentum);
     energy<Real, W, true>(cur, mom, lat, kappa, lam, h0);
 
     // MD with the integrators' one schedule (phi4_hmc_impl.h), on lane blocks; nmd >= 1
@@ -165,8 +225,10 @@ void hmc_block(Real* phi, phi4::Lattice lat, double kappa, double lam, int64_t n
     for (int64_t c = 0; c < W; ++c) {
       const double d = h1[c] - h0[c];
       const bool a = metropolis_accept(d, seed, chain0 + uint64_t(c), t);
-      dH[c * ld + k] = d;
-      acc[c * ld + k] = a ? 1 : 0;
+      if (c < n) {
+        dH[c * ld + k] = d;
+        acc[c * ld + k] = a ? 1 : 0;
+      }
       keep[c] = a ? 1 : 0;
       any = any || a;
     }
@@ -185,7 +247,7 @@ void hmc_block(Real* phi, phi4::Lattice lat, double kappa, double lam, int64_t n
     work[w ^ 1] = cur;
     cur = next;
   }
-  from_lanes<Real, W>(cur, phi, V);
+  from_lanes<Real, W>(cur, phi, V, n);
 }
 
 }  // namespace lanes

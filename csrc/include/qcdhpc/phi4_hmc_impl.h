@@ -40,19 +40,19 @@ void fill_normal(Real* out, int64_t B, int64_t V, uint64_t seed, uint64_t chain0
   // Full blocks of four sites: a branch-free loop (vectorised on the CPU) ...
   const int64_t nfull = V / 4;
   parallel_for_2d(B, nfull, QCD_LAMBDA(int64_t b, int64_t blk) {
-    double g[4];
-    normal4(seed, chain0 + uint64_t(b), traj, purpose, uint64_t(blk), g);
+    double g0, g1, g2, g3;
+    normal4(seed, chain0 + uint64_t(b), traj, purpose, uint64_t(blk), g0, g1, g2, g3);
     Real* o = out + b * V + 4 * blk;
-    o[0] = Real(g[0]);
-    o[1] = Real(g[1]);
-    o[2] = Real(g[2]);
-    o[3] = Real(g[3]);
+    o[0] = Real(g0);
+    o[1] = Real(g1);
+    o[2] = Real(g2);
+    o[3] = Real(g3);
   });
   // ... and the last, partial block of each chain when 4 does not divide V.
   if (V % 4) {
     parallel_for(B, QCD_LAMBDA(int64_t b) {
       double g[4];
-      normal4(seed, chain0 + uint64_t(b), traj, purpose, uint64_t(nfull), g);
+      normal4(seed, chain0 + uint64_t(b), traj, purpose, uint64_t(nfull), g[0], g[1], g[2], g[3]);
       for (int64_t k = 0; k < V - 4 * nfull; ++k) out[b * V + 4 * nfull + k] = Real(g[k]);
     });
   }
