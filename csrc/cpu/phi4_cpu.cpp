@@ -14,9 +14,12 @@ namespace cpu {
 // all MD steps; the stages inside run as plain, vectorised loops (go_parallel()
 // is false inside the region).  A unit is a block of W = 64 bytes / sizeof(Real)
 // chains in the lane-interleaved layout (phi4_lanes.h) while W chains are left;
-// a remainder of at least W/2 chains is one more block, padded with dummy lanes
-// (a full block costs about as much as W/2..W/3 single chains, docs/benchmarks.md),
-// and a smaller one runs as single chains (hmc_trajectories_batch with B = 1).
+// the remainder is one more block, padded with dummy lanes, when that is faster
+// than running it chain by chain (hmc_trajectories_batch with B = 1): single
+// chains vectorise along their rows, poorly on short rows, well once a row is
+// 8 vectors or longer, so the padded block pays from half full on rows shorter
+// than 8W sites and from three quarters full on longer ones (measured, Zen 4:
+// docs/benchmarks.md).
 // With fewer chains than threads the stages themselves are parallel over sites
 // instead.  Per-chain arithmetic is the same in every case, so the results are
 // identical bit for bit.
@@ -27,7 +30,8 @@ void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, dou
   const int64_t V = lat.volume();
   constexpr int64_t W = lanes::width<Real>();
   if (B >= get_num_threads() || V < kOmpMinWork) {
-    const int64_t rem = B % W, nblocks = B / W + (2 * rem >= W ? 1 : 0);
+    const int64_t rem = B % W, pad_from = lat.L1 < 8 * W ? W / 2 : 3 * W / 4;
+    const int64_t nblocks = B / W + (rem >= pad_from ? 1 : 0);
     const int64_t nsingle = B - std::min(B, nblocks * W), nunits = nblocks + nsingle;
 #pragma omp parallel for schedule(dynamic, 1) if (nunits > 1 && get_num_threads() > 1)
     for (int64_t u = 0; u < nunits; ++u) {

@@ -7,7 +7,7 @@
 // chain-contiguous layout's MD instructions (docs/architecture.md, "CPU lanes").
 //
 // Only the loop order and the memory layout differ from phi4_hmc_impl.h: every
-// number is computed by the same QCD_HD functions (phi4::force_formula,
+// number is computed by the same QCD_HD functions (phi4::kicked_momentum,
 // phi4::action_density, normal4 through fill_normal, accept_uniform) with the
 // same operands in the same order, including the fixed 8-way summation order of
 // phi4::row_energy.  A chain therefore gets the same bits whether it ran in a
@@ -78,13 +78,13 @@ inline void for_each_row(const Real* in, phi4::Lattice lat, F f) {
     f(x0 * lat.L1 * W, in + phi4::prev(x0, lat.L0) * lat.L1 * W, in + phi4::next(x0, lat.L0) * lat.L1 * W);
 }
 
-// p += dt_kick F(phi_in); phi_out = phi_in + dt_drift p  (as phi4_hmc_impl.h's kick_drift;
-// force_at's operand order: (up + down) + (left + right)).  Along a row the left,
+// p += h_kick F(phi_in); phi_out = phi_in + h_drift p  (as phi4_hmc_impl.h's kick_drift;
+// neighbour_sum's operand order: (up + down) + (left + right)).  Along a row the left,
 // centre and right values slide through registers (left <- centre <- right), so a
 // site costs three field loads (right, up, down) instead of five.
 template <class Real, int64_t W>
 inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __restrict mom,
-                       phi4::Lattice lat, phi4::Couplings<Real> cp, Real dt_kick, Real dt_drift) {
+                       phi4::Lattice lat, phi4::ForceCoeffs<Real> k, Real h_drift) {
   const int64_t L1 = lat.L1;
   for_each_row<Real, W>(in, lat, [&](int64_t row, const Real* up, const Real* down) {
     const Real* mid = in + row;
@@ -102,9 +102,9 @@ inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __
 #pragma omp simd
       for (int64_t c = 0; c < W; ++c) {
         const Real f = centre[c], right = r[c];
-        const Real p = m[s + c] + dt_kick * phi4::force_formula(f, (up[s + c] + down[s + c]) + (left[c] + right), cp);
+        const Real p = phi4::kicked_momentum(m[s + c], f, (up[s + c] + down[s + c]) + (left[c] + right), k);
         m[s + c] = p;
-        o[s + c] = f + dt_drift * p;
+        o[s + c] = phi4::drifted_field(f, p, h_drift);
         left[c] = f;
         centre[c] = right;
       }
@@ -114,7 +114,7 @@ inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __
 
 template <class Real, int64_t W>
 inline void kick(const Real* __restrict in, Real* __restrict mom, phi4::Lattice lat,
-                 phi4::Couplings<Real> cp, Real dt) {
+                 phi4::ForceCoeffs<Real> k) {
   const int64_t L1 = lat.L1;
   for_each_row<Real, W>(in, lat, [&](int64_t row, const Real* up, const Real* down) {
     const Real* mid = in + row;
@@ -131,7 +131,7 @@ inline void kick(const Real* __restrict in, Real* __restrict mom, phi4::Lattice 
 #pragma omp simd
       for (int64_t c = 0; c < W; ++c) {
         const Real f = centre[c], right = r[c];
-        m[s + c] += dt * phi4::force_formula(f, (up[s + c] + down[s + c]) + (left[c] + right), cp);
+        m[s + c] = phi4::kicked_momentum(m[s + c], f, (up[s + c] + down[s + c]) + (left[c] + right), k);
         left[c] = f;
         centre[c] = right;
       }
@@ -197,7 +197,6 @@ void hmc_block(Real* phi, int64_t n, phi4::Lattice lat, double kappa, double lam
   Real* work[2] = {base + stride, base + 2 * stride};
   Real* mom = base + 3 * stride;
   to_lanes<Real, W>(phi, cur, V, n);
-  const phi4::Couplings<Real> cp(kappa, lam);
   const double eps = tau / double(nmd);
   double h0[W], h1[W];
 
@@ -213,11 +212,12 @@ void hmc_block(Real* phi, int64_t n, phi4::Lattice lat, double kappa, double lam
     md_schedule(
         integrator, eps, nmd,
         [&](double dt_kick, double dt_drift) {
-          kick_drift<Real, W>(src, work[w], mom, lat, cp, Real(dt_kick), Real(dt_drift));
+          kick_drift<Real, W>(src, work[w], mom, lat, phi4::ForceCoeffs<Real>(kappa, lam, dt_kick),
+                              Real(dt_drift));
           src = work[w];
           w ^= 1;
         },
-        [&](double dt) { kick<Real, W>(src, mom, lat, cp, Real(dt)); });
+        [&](double dt) { kick<Real, W>(src, mom, lat, phi4::ForceCoeffs<Real>(kappa, lam, dt)); });
     energy<Real, W, true>(src, mom, lat, kappa, lam, h1);
 
     uint8_t keep[W];

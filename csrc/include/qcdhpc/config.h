@@ -16,3 +16,29 @@
 #endif
 
 #define QCD_INLINE QCD_HD inline
+
+namespace qcdhpc {
+
+// a * b + c with one rounding (IEEE 754 fusedMultiplyAdd).  The operation is
+// exactly specified, so CUDA's fma and the host's give the same bits -- unlike
+// the compiler contracting a * b + c on its own, which both builds switch off
+// (-ffp-contract=off, --fmad=false) so that every fused operation is one we
+// wrote.  On hosts without FMA instructions libm computes it in software
+// (correct, slower); every x86-64-v3 and every ARMv8 CPU has them.
+QCD_INLINE double fmadd(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return ::fma(a, b, c);
+#else
+  return __builtin_fma(a, b, c);
+#endif
+}
+
+QCD_INLINE float fmadd(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return ::fmaf(a, b, c);
+#else
+  return __builtin_fmaf(a, b, c);
+#endif
+}
+
+}  // namespace qcdhpc

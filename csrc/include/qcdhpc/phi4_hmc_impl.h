@@ -16,7 +16,7 @@
 namespace qcdhpc {
 namespace QCDHPC_BACKEND {
 
-using phi4::Couplings;
+using phi4::ForceCoeffs;
 using phi4::Lattice;
 
 enum Integrator : int { kLeapfrog = 0, kOmelyan = 1 };
@@ -92,37 +92,38 @@ void for_each_site(const Real* phi, int64_t B, Lattice lat, F f) {
   });
 }
 
-// Momentum update p += dt * F(phi).
+// Momentum update p += h F(phi), c = ForceCoeffs(kappa, lambda, h).
 template <class Real>
-void kick(const Real* phi, Real* mom, int64_t B, Lattice lat, Couplings<Real> cp, Real dt) {
+void kick(const Real* phi, Real* mom, int64_t B, Lattice lat, ForceCoeffs<Real> c) {
   for_each_site(phi, B, lat, QCD_LAMBDA(int64_t i, const Real* up, const Real* mid, const Real* down,
                                          int64_t x1m, int64_t x1, int64_t x1p) {
-    mom[i] += dt * phi4::force_at(up, mid, down, x1m, x1, x1p, cp);
+    mom[i] = phi4::kicked_momentum(mom[i], mid[x1], phi4::neighbour_sum(up, mid, down, x1m, x1, x1p), c);
   });
 }
 
 // A kick followed by a drift in one pass over memory:
-//   p += dt_kick * F(phi_in);  phi_out = phi_in + dt_drift * p.
+//   p += h_kick F(phi_in);  phi_out = phi_in + h_drift p.
 // The drift of a site must not be seen by its neighbours' forces, so the new
 // field goes to a second buffer (the caller swaps).  Same operations in the same
 // order as kick() then a drift, hence the same bits.
 template <class Real>
 void kick_drift(const Real* phi_in, Real* phi_out, Real* mom, int64_t B, Lattice lat,
-                Couplings<Real> cp, Real dt_kick, Real dt_drift) {
+                ForceCoeffs<Real> c, Real h_drift) {
   for_each_site(phi_in, B, lat, QCD_LAMBDA(int64_t i, const Real* up, const Real* mid,
                                             const Real* down, int64_t x1m, int64_t x1, int64_t x1p) {
-    const Real p = mom[i] + dt_kick * phi4::force_at(up, mid, down, x1m, x1, x1p, cp);
+    const Real p = phi4::kicked_momentum(mom[i], mid[x1], phi4::neighbour_sum(up, mid, down, x1m, x1, x1p), c);
     mom[i] = p;
-    phi_out[i] = mid[x1] + dt_drift * p;
+    phi_out[i] = phi4::drifted_field(mid[x1], p, h_drift);
   });
 }
 
+// F = -dS/dphi: the kick of a zero momentum with h = 1.
 template <class Real>
 void force(const Real* phi, Real* out, int64_t B, Lattice lat, double kappa, double lam) {
-  const Couplings<Real> cp(kappa, lam);
+  const ForceCoeffs<Real> c(kappa, lam);
   for_each_site(phi, B, lat, QCD_LAMBDA(int64_t i, const Real* up, const Real* mid, const Real* down,
                                          int64_t x1m, int64_t x1, int64_t x1p) {
-    out[i] = phi4::force_at(up, mid, down, x1m, x1, x1p, cp);
+    out[i] = phi4::kicked_momentum(Real(0), mid[x1], phi4::neighbour_sum(up, mid, down, x1m, x1, x1p), c);
   });
   synchronize();
 }
@@ -162,18 +163,17 @@ template <class Real>
 void md_integrate(Real* phi, Real* mom, Real* scratch, int64_t B, Lattice lat, double kappa,
                   double lam, double eps, int64_t nmd, int integrator) {
   if (nmd <= 0) return;
-  const Couplings<Real> cp(kappa, lam);
   Real* cur = phi;
   Real* nxt = scratch;
   md_schedule(
       integrator, eps, nmd,
       [&](double dt_kick, double dt_drift) {
-        kick_drift(cur, nxt, mom, B, lat, cp, Real(dt_kick), Real(dt_drift));
+        kick_drift(cur, nxt, mom, B, lat, ForceCoeffs<Real>(kappa, lam, dt_kick), Real(dt_drift));
         Real* t = cur;
         cur = nxt;
         nxt = t;
       },
-      [&](double dt) { kick(cur, mom, B, lat, cp, Real(dt)); });
+      [&](double dt) { kick(cur, mom, B, lat, ForceCoeffs<Real>(kappa, lam, dt)); });
   if (cur != phi) {
     const int64_t n = B * lat.volume();
     const Real* src = cur;

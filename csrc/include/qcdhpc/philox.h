@@ -79,9 +79,10 @@ QCD_INLINE double uniform_open01(uint64_t w) {
 // ---------------------------------------------------------------------------
 // log and sincos for Box-Muller, written out here rather than taken from libm:
 // host libm and CUDA's device math differ in the last ulp, and libm calls do
-// not vectorise.  These are branch-free polynomials evaluated with plain
-// multiplies and adds (no FMA on either side: -ffp-contract=off, --fmad=false),
-// so CPU and GPU produce the same bits and the CPU loop vectorises.  Accuracy
+// not vectorise.  These are branch-free polynomials evaluated by Horner's rule
+// with explicit fused multiply-adds (qcdhpc::fmadd: one rounding, the same on
+// host and device; the compilers' own contraction is off), so CPU and GPU
+// produce the same bits and the CPU loop vectorises.  Accuracy
 // ~1-2 ulp against correctly rounded results (tests/test_philox.py compares
 // with numpy's Philox + libm).
 
@@ -114,20 +115,20 @@ QCD_INLINE double log_positive(double x) {
   const double s = (m - 1.0) / (m + 1.0);
   const double z = s * s;
   double p = 1.0 / 21;
-  p = p * z + 1.0 / 19;
-  p = p * z + 1.0 / 17;
-  p = p * z + 1.0 / 15;
-  p = p * z + 1.0 / 13;
-  p = p * z + 1.0 / 11;
-  p = p * z + 1.0 / 9;
-  p = p * z + 1.0 / 7;
-  p = p * z + 1.0 / 5;
-  p = p * z + 1.0 / 3;
-  const double log_m = 2.0 * s + 2.0 * s * (z * p);
+  p = fmadd(p, z, 1.0 / 19);
+  p = fmadd(p, z, 1.0 / 17);
+  p = fmadd(p, z, 1.0 / 15);
+  p = fmadd(p, z, 1.0 / 13);
+  p = fmadd(p, z, 1.0 / 11);
+  p = fmadd(p, z, 1.0 / 9);
+  p = fmadd(p, z, 1.0 / 7);
+  p = fmadd(p, z, 1.0 / 5);
+  p = fmadd(p, z, 1.0 / 3);
+  const double log_m = fmadd(2.0 * s, z * p, 2.0 * s);
   // ln 2 split so that e * kLn2Hi is exact for |e| < 2^11.
   constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
   const double de = double(e);
-  return de * kLn2Hi + (log_m + de * kLn2Lo);
+  return de * kLn2Hi + fmadd(de, kLn2Lo, log_m);
 }
 
 // sin and cos of 2 pi u for u in [0, 1].  Quarter turns are exact:
@@ -140,24 +141,24 @@ QCD_INLINE void sincos_2pi(double u, double& s_out, double& c_out) {
   const double x = r * 6.283185307179586476925286766559;
   const double z = x * x;
   double sp = -1.0 / 355687428096000.0;  // -1/17!
-  sp = sp * z + 1.0 / 1307674368000.0;    // 1/15!
-  sp = sp * z - 1.0 / 6227020800.0;       // -1/13!
-  sp = sp * z + 1.0 / 39916800.0;         // 1/11!
-  sp = sp * z - 1.0 / 362880.0;           // -1/9!
-  sp = sp * z + 1.0 / 5040.0;             // 1/7!
-  sp = sp * z - 1.0 / 120.0;              // -1/5!
-  sp = sp * z + 1.0 / 6.0;                // 1/3! (subtracted below)
-  const double sin_x = x - x * (z * sp);
+  sp = fmadd(sp, z, 1.0 / 1307674368000.0);   // 1/15!
+  sp = fmadd(sp, z, -1.0 / 6227020800.0);     // -1/13!
+  sp = fmadd(sp, z, 1.0 / 39916800.0);        // 1/11!
+  sp = fmadd(sp, z, -1.0 / 362880.0);         // -1/9!
+  sp = fmadd(sp, z, 1.0 / 5040.0);            // 1/7!
+  sp = fmadd(sp, z, -1.0 / 120.0);            // -1/5!
+  sp = fmadd(sp, z, 1.0 / 6.0);               // 1/3! (subtracted below)
+  const double sin_x = fmadd(-x, z * sp, x);
   double cp = 1.0 / 6402373705728000.0;  // 1/18!
-  cp = cp * z - 1.0 / 20922789888000.0;   // -1/16!
-  cp = cp * z + 1.0 / 87178291200.0;      // 1/14!
-  cp = cp * z - 1.0 / 479001600.0;        // -1/12!
-  cp = cp * z + 1.0 / 3628800.0;          // 1/10!
-  cp = cp * z - 1.0 / 40320.0;            // -1/8!
-  cp = cp * z + 1.0 / 720.0;              // 1/6!
-  cp = cp * z - 1.0 / 24.0;               // -1/4!
-  cp = cp * z + 0.5;                      // 1/2! (subtracted below)
-  const double cos_x = 1.0 - z * cp;
+  cp = fmadd(cp, z, -1.0 / 20922789888000.0); // -1/16!
+  cp = fmadd(cp, z, 1.0 / 87178291200.0);     // 1/14!
+  cp = fmadd(cp, z, -1.0 / 479001600.0);      // -1/12!
+  cp = fmadd(cp, z, 1.0 / 3628800.0);         // 1/10!
+  cp = fmadd(cp, z, -1.0 / 40320.0);          // -1/8!
+  cp = fmadd(cp, z, 1.0 / 720.0);             // 1/6!
+  cp = fmadd(cp, z, -1.0 / 24.0);             // -1/4!
+  cp = fmadd(cp, z, 0.5);                     // 1/2! (subtracted below)
+  const double cos_x = fmadd(-z, cp, 1.0);
   const int64_t q = int64_t(kq) & 3;
   const double a = (q & 1) ? cos_x : sin_x;  // theta = q pi/2 + x
   const double b = (q & 1) ? sin_x : cos_x;
