@@ -23,8 +23,16 @@ try:  # the CUDA extension is optional: absent when built without nvcc
 except ImportError:  # pragma: no cover - depends on the build
     _cuda = None
 
+# Version of the per-chain arithmetic (csrc/include/qcdhpc/config.h, kNumericsVersion): chains
+# continued under another version are not bit-identical to unbroken ones, so checkpoints record it.
+NUMERICS_VERSION = int(_cpu.numerics_version)
+if _cuda is not None and int(_cuda.numerics_version) != NUMERICS_VERSION:  # pragma: no cover
+    raise ImportError(f"qcdhpc: the CUDA module ({_cuda.__file__}) was built from other sources than "
+                      f"the CPU module (numerics version {_cuda.numerics_version} vs "
+                      f"{NUMERICS_VERSION}); rebuild with `make build`")
+
 __all__ = [
-    "available_devices", "cuda_built", "set_num_threads", "get_num_threads", "philox4x64_10",
+    "NUMERICS_VERSION", "available_devices", "cuda_built", "set_num_threads", "get_num_threads", "philox4x64_10",
     "fill_normal", "action", "force", "md_integrate", "hmc_trajectories",
 ]
 

@@ -3,6 +3,7 @@
 The kill tests run the real CLI in a subprocess whose kernel calls are slowed down (a wrapper that
 sleeps before each batch, results unchanged), so that the signal reliably lands mid-run.
 """
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
+import qcdhpc._kernels as K
 from qcdhpc.phi4 import HMCParams
 from qcdhpc.phi4.ensemble import EXIT_INTERRUPTED, EnsembleRun, cold_start, generate, hot_start
 
@@ -75,6 +77,7 @@ def test_layout_and_attributes(unbroken):
         assert list(a["L"]) == [8, 8] and a["kappa"] == 0.22 and a["therm"] == 10 and a["every"] == 2
         assert a["rng"] == "philox4x64-10" and list(a["next_traj"]) == [130] * 3 and a["mpi_size"] == 1
         assert a["command"].startswith("qcdhpc hmc --L 8") and a["code_version"] and a["created"]
+        assert a["kernel_numerics"] == K.NUMERICS_VERSION
         # chains run on different streams
         assert not np.array_equal(f["configs"][0], f["configs"][1])
     assert not Path(str(unbroken) + ".partial").exists()
@@ -110,6 +113,16 @@ def test_sigterm_checkpoints_exits_75_and_resumes(tmp_path, unbroken):
     # resuming with different physics is refused
     r = run_cli("--out", str(out), "--resume", "--seed", "12")
     assert r.returncode == 2 and "seed: 11 (recorded) vs 12 (now)" in r.stderr
+    # ... and so is resuming under other kernel arithmetic (here: a manifest from before the
+    # version was recorded, i.e. version 1), which could not continue the chains bit for bit
+    manifest = tmp_path / "term.h5.partial" / "run.json"
+    info = json.loads(manifest.read_text())
+    assert info["kernel_numerics"] == K.NUMERICS_VERSION >= 2
+    manifest.write_text(json.dumps({k: v for k, v in info.items() if k != "kernel_numerics"}))
+    r = run_cli("--out", str(out), "--resume")
+    assert r.returncode == 2 and "kernel numerics version 1" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "term.h5.partial" / "rank0000" / "seg000000.h5").exists()  # nothing lost
+    manifest.write_text(json.dumps(info))
     r = run_cli("--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr
     assert_identical(out, unbroken)

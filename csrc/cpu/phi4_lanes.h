@@ -8,10 +8,10 @@
 //
 // Only the loop order and the memory layout differ from phi4_hmc_impl.h: every
 // number is computed by the same QCD_HD functions (phi4::kicked_momentum,
-// phi4::action_density, normal4 through fill_normal, accept_uniform) with the
+// phi4::drifted_field, phi4::action_density, normal4, accept_uniform) with the
 // same operands in the same order, including the fixed 8-way summation order of
 // phi4::row_energy.  A chain therefore gets the same bits whether it ran in a
-// lane block, alone, or on the GPU; tests/test_kernels.py checks this.
+// lane block, alone, or on the GPU; tests/test_phi4_kernels.py checks this.
 //
 // Include after qcdhpc/phi4_hmc_impl.h (with QCDHPC_BACKEND cpu), whose stages it reuses.
 #pragma once

@@ -155,6 +155,7 @@ inline void bind_backend(pybind11::module_& m) {
   using namespace qcdhpc;
   const int32_t dev = kBackendDevice;
 
+  m.attr("numerics_version") = kNumericsVersion;  // config.h
   m.def("device_count", &backend::device_count, "Number of usable devices of this backend.");
   m.def("set_num_threads", &backend::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &backend::get_num_threads);

@@ -140,8 +140,10 @@ class EnsembleRun:
         self.mode = mode  # "fresh" | "resume" | "complete"
 
     def manifest(self) -> dict:
+        from .. import _kernels as K
+
         return {"format": ckpt.SEGMENT_FORMAT, "kind": KIND, "params": self.params.to_dict(),
-                "mpi_size": self.comm.size}
+                "mpi_size": self.comm.size, "kernel_numerics": K.NUMERICS_VERSION}
 
     def _check_files(self, resume: bool, overwrite: bool) -> str:
         p = self.params.to_dict()
@@ -160,6 +162,15 @@ class EnsembleRun:
                     raise ValueError(f"cannot resume {self.partial}: it was run on "
                                      f"{recorded.get('mpi_size')} MPI ranks, now {self.comm.size}; "
                                      "resume with the same number of ranks")
+                numerics_then = recorded.get("kernel_numerics", 1)  # manifests before it was recorded: 1
+                numerics_now = self.manifest()["kernel_numerics"]
+                if numerics_then != numerics_now:
+                    raise ValueError(
+                        f"cannot resume {self.partial}: it was generated with kernel numerics version "
+                        f"{numerics_then}, this build has {numerics_now} (the per-chain arithmetic "
+                        "changed, csrc/include/qcdhpc/config.h), so the continued chains would not "
+                        "be bit-identical to an unbroken run. Finish it with the qcdhpc version that "
+                        f"started it, or delete {self.partial} to start over")
                 return "resume"
         elif self.out.exists():
             if resume:  # a requeued job whose previous incarnation already finished
@@ -292,7 +303,8 @@ class EnsembleRun:
         attrs = {
             "kind": KIND, **p.to_dict(), "rng": RNG, "next_traj": np.full(p.nchains, total, np.int64),
             "nsave": p.nsave, "init": start_description(p),
-            "code_version": code_version(), "mpi_size": self.comm.size, "command": self.command,
+            "code_version": code_version(), "kernel_numerics": self.manifest()["kernel_numerics"],
+            "mpi_size": self.comm.size, "command": self.command,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         written = 0

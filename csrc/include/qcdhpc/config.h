@@ -19,6 +19,15 @@
 
 namespace qcdhpc {
 
+// Version of the kernels' per-chain arithmetic: bumped whenever a chain's bits
+// change for the same (seed, chain, trajectory, start field) -- new operations
+// or a new order of them in any HMC stage.  A checkpointed run records it and
+// refuses to resume under another value (qcdhpc/phi4/ensemble.py), because the
+// continued chain could not equal an unbroken one.
+//   1: up to 2026-11-30
+//   2: fused multiply-adds in kick, drift and Box-Muller (fmadd below)
+constexpr int kNumericsVersion = 2;
+
 // a * b + c with one rounding (IEEE 754 fusedMultiplyAdd).  The operation is
 // exactly specified, so CUDA's fma and the host's give the same bits -- unlike
 // the compiler contracting a * b + c on its own, which both builds switch off
