@@ -69,27 +69,18 @@ inline void from_lanes(const Real* src, Real* dst, int64_t V, int64_t n) {
     for (int64_t s = 0; s < V; ++s) dst[c * V + s] = src[s * W + c];
 }
 
-// Visits every row as f(row, up, down, mid): pointers to the lane vectors of
-// row x0 of `in`, of its neighbour rows x0-1 and x0+1 (periodic), and the offset
-// of the row's first site, for the kick loops below.
+// Visits every site as f(i, phi, nbr): i = s * W + c the lane index of site s of
+// chain c, phi its field value and nbr the sum of its four neighbours in
+// phi4::neighbour_sum's order, (up + down) + (left + right).  Along a row the
+// left, centre and right values slide through registers (left <- centre <-
+// right), so a site costs three field loads (right, up, down) instead of five.
 template <class Real, int64_t W, class F>
-inline void for_each_row(const Real* in, phi4::Lattice lat, F f) {
-  for (int64_t x0 = 0; x0 < lat.L0; ++x0)
-    f(x0 * lat.L1 * W, in + phi4::prev(x0, lat.L0) * lat.L1 * W, in + phi4::next(x0, lat.L0) * lat.L1 * W);
-}
-
-// p += h_kick F(phi_in); phi_out = phi_in + h_drift p  (as phi4_hmc_impl.h's kick_drift;
-// neighbour_sum's operand order: (up + down) + (left + right)).  Along a row the left,
-// centre and right values slide through registers (left <- centre <- right), so a
-// site costs three field loads (right, up, down) instead of five.
-template <class Real, int64_t W>
-inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __restrict mom,
-                       phi4::Lattice lat, phi4::ForceCoeffs<Real> k, Real h_drift) {
+inline void for_each_site(const Real* __restrict in, phi4::Lattice lat, F f) {
   const int64_t L1 = lat.L1;
-  for_each_row<Real, W>(in, lat, [&](int64_t row, const Real* up, const Real* down) {
-    const Real* mid = in + row;
-    Real* o = out + row;
-    Real* m = mom + row;
+  for (int64_t x0 = 0; x0 < lat.L0; ++x0) {
+    const Real* up = in + phi4::prev(x0, lat.L0) * L1 * W;
+    const Real* mid = in + x0 * L1 * W;
+    const Real* down = in + phi4::next(x0, lat.L0) * L1 * W;
     Real left[W], centre[W];
 #pragma omp simd
     for (int64_t c = 0; c < W; ++c) {
@@ -101,41 +92,31 @@ inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __
       const int64_t s = x1 * W;
 #pragma omp simd
       for (int64_t c = 0; c < W; ++c) {
-        const Real f = centre[c], right = r[c];
-        const Real p = phi4::kicked_momentum(m[s + c], f, (up[s + c] + down[s + c]) + (left[c] + right), k);
-        m[s + c] = p;
-        o[s + c] = phi4::drifted_field(f, p, h_drift);
-        left[c] = f;
+        const Real phi = centre[c], right = r[c];
+        f(x0 * L1 * W + s + c, phi, (up[s + c] + down[s + c]) + (left[c] + right));
+        left[c] = phi;
         centre[c] = right;
       }
     }
+  }
+}
+
+// p += h_kick F(phi_in); phi_out = phi_in + h_drift p  (as phi4_hmc_impl.h's kick_drift).
+template <class Real, int64_t W>
+inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __restrict mom,
+                       phi4::Lattice lat, phi4::ForceCoeffs<Real> k, Real h_drift) {
+  for_each_site<Real, W>(in, lat, [&](int64_t i, Real phi, Real nbr) {
+    const Real p = phi4::kicked_momentum(mom[i], phi, nbr, k);
+    mom[i] = p;
+    out[i] = phi4::drifted_field(phi, p, h_drift);
   });
 }
 
 template <class Real, int64_t W>
 inline void kick(const Real* __restrict in, Real* __restrict mom, phi4::Lattice lat,
                  phi4::ForceCoeffs<Real> k) {
-  const int64_t L1 = lat.L1;
-  for_each_row<Real, W>(in, lat, [&](int64_t row, const Real* up, const Real* down) {
-    const Real* mid = in + row;
-    Real* m = mom + row;
-    Real left[W], centre[W];
-#pragma omp simd
-    for (int64_t c = 0; c < W; ++c) {
-      left[c] = mid[(L1 - 1) * W + c];
-      centre[c] = mid[c];
-    }
-    for (int64_t x1 = 0; x1 < L1; ++x1) {
-      const Real* r = mid + phi4::next(x1, L1) * W;
-      const int64_t s = x1 * W;
-#pragma omp simd
-      for (int64_t c = 0; c < W; ++c) {
-        const Real f = centre[c], right = r[c];
-        m[s + c] = phi4::kicked_momentum(m[s + c], f, (up[s + c] + down[s + c]) + (left[c] + right), k);
-        left[c] = f;
-        centre[c] = right;
-      }
-    }
+  for_each_site<Real, W>(in, lat, [&](int64_t i, Real phi, Real nbr) {
+    mom[i] = phi4::kicked_momentum(mom[i], phi, nbr, k);
   });
 }
 
