@@ -90,6 +90,13 @@ def code_version() -> str:
     return f"{__version__}+git.{desc}" if desc else __version__
 
 
+def _numerics_version() -> int:
+    """The compiled kernels' arithmetic version (csrc/include/qcdhpc/config.h, kNumericsVersion)."""
+    from .. import _kernels as K  # the native module: imported only where it is needed
+
+    return K.NUMERICS_VERSION
+
+
 def _numpy(x) -> np.ndarray:
     """A host numpy copy of a numpy array or (possibly CUDA) torch tensor."""
     if isinstance(x, np.ndarray):
@@ -140,10 +147,8 @@ class EnsembleRun:
         self.mode = mode  # "fresh" | "resume" | "complete"
 
     def manifest(self) -> dict:
-        from .. import _kernels as K
-
         return {"format": ckpt.SEGMENT_FORMAT, "kind": KIND, "params": self.params.to_dict(),
-                "mpi_size": self.comm.size, "kernel_numerics": K.NUMERICS_VERSION}
+                "mpi_size": self.comm.size, "kernel_numerics": _numerics_version()}
 
     def _check_files(self, resume: bool, overwrite: bool) -> str:
         p = self.params.to_dict()
@@ -163,7 +168,7 @@ class EnsembleRun:
                                      f"{recorded.get('mpi_size')} MPI ranks, now {self.comm.size}; "
                                      "resume with the same number of ranks")
                 numerics_then = recorded.get("kernel_numerics", 1)  # manifests before it was recorded: 1
-                numerics_now = self.manifest()["kernel_numerics"]
+                numerics_now = _numerics_version()
                 if numerics_then != numerics_now:
                     raise ValueError(
                         f"cannot resume {self.partial}: it was generated with kernel numerics version "
@@ -303,7 +308,7 @@ class EnsembleRun:
         attrs = {
             "kind": KIND, **p.to_dict(), "rng": RNG, "next_traj": np.full(p.nchains, total, np.int64),
             "nsave": p.nsave, "init": start_description(p),
-            "code_version": code_version(), "kernel_numerics": self.manifest()["kernel_numerics"],
+            "code_version": code_version(), "kernel_numerics": _numerics_version(),
             "mpi_size": self.comm.size, "command": self.command,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
