@@ -68,7 +68,16 @@ setup(
     package_data={"qcdhpc": ["data/*"]},
     python_requires=">=3.10",
     install_requires=["numpy>=1.24", "h5py>=3.8", "tqdm", "pyerrors>=2.9", "scipy", "matplotlib"],
-    extras_require={"torch": ["torch"], "mpi": ["mpi4py"], "test": ["pytest"]},
+    # torch is an extra so that pip does not pull a multi-GB CUDA wheel for users who only run the
+    # kernels; `qcdhpc[all]` is what the Makefile's requirements.txt installs (docs/dependencies.md).
+    extras_require={
+        "torch": ["torch"],
+        "mpi": ["mpi4py>=3.1"],
+        "workflow": ["snakemake>=8.0", "snakemake-executor-plugin-slurm>=1.0"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+        "all": ["torch", "mpi4py>=3.1", "snakemake>=8.0", "snakemake-executor-plugin-slurm>=1.0",
+                "pytest>=7", "hypothesis>=6"],
+    },
     ext_modules=[CMakeExtension("qcdhpc._qcdhpc_cpu")]
     + ([CMakeExtension("qcdhpc._qcdhpc_cuda")] if cuda_requested() else []),
     cmdclass={"build_ext": CMakeBuild},

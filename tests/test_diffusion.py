@@ -484,16 +484,27 @@ def _cli(argv):
     return args.func(args, parser)
 
 
+def _write_fields(path, configs, chain, traj, nchains, ntraj, attrs):
+    """A `fields` container with an HMC history (ΔH = 0, all accepted) holding `configs`."""
+    from qcdhpc.io.containers import create_fields, create_history, write_rows
+
+    with h5py.File(path, "w") as f:
+        create_fields(f, n=len(configs), site_shape=configs.shape[1:], dtype=configs.dtype, nchains=nchains,
+                      theory="phi4", attrs={"L": list(configs.shape[1:]), **attrs})
+        write_rows(f, 0, configs, chain, traj)
+        h = create_history(f, "hmc", {"dH": ((nchains, ntraj), np.float64),
+                                      "accepted": ((nchains, ntraj), np.uint8)}, {"n_therm": 0})
+        h["dH"][:] = 0.0
+        h["accepted"][:] = 1
+
+
 def test_cli_train_sample_smoke(tmp_path):
-    from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
+    from qcdhpc.io.containers import open_container
 
     n, L = 16, 8
     ens = tmp_path / "ens.h5"
-    with h5py.File(ens, "w") as f:
-        create_ensemble(f, n=n, site_shape=(L, L), dtype=np.float64, nchains=2, ntraj_total=10, n_therm=2,
-                        attrs={"kind": "phi4-hmc", "L": [L, L], "kappa": 0.21, "lam": 0.022})
-        write_configs(f, 0, np.random.default_rng(0).normal(size=(n, L, L)), np.arange(n) % 2, np.arange(n) // 2 + 2)
-        write_history(f, 0, 0, np.zeros((2, 10)), np.ones((2, 10), np.uint8))
+    _write_fields(ens, np.random.default_rng(0).normal(size=(n, L, L)), np.arange(n) % 2, np.arange(n) // 2 + 2,
+                  nchains=2, ntraj=10, attrs={"kappa": 0.21, "lam": 0.022})
     model = tmp_path / "model.pt"
     assert _cli(["train", str(ens), "--out", str(model), "--epochs", "1", "--batch", "8", "--channels", "8",
                  "--depth", "1", "--device", "cpu", "--quiet"]) == 0
@@ -502,11 +513,12 @@ def test_cli_train_sample_smoke(tmp_path):
     for sampler in ("em", "pc", "ode"):
         assert _cli(["sample", str(model), "--n", "6", "--steps", "3", "--sampler", sampler, "--batch", "4",
                      "--out", str(out), "--device", "cpu", "--quiet", "--overwrite"]) == 0
-        with open_ensemble(out) as s:  # the HMC ensemble reader accepts it
+        with open_container(out) as s:
             assert s.configs.shape == (6, L, L) and np.isfinite(s.configs[()]).all()
-            assert s.attrs["kind"] == "diffusion-samples" and s.attrs["sampler"] == sampler
+            assert s.kind == "samples" and s.theory == "phi4" and s.history["sampler"].attrs["sampler"] == sampler
             assert s.attrs["kappa"] == 0.21 and s.attrs["lam"] == 0.022 and s.attrs["L"] == [L, L]
             assert (s.chain == 0).all() and (s.traj == np.arange(6)).all()
+            assert "hmc" not in s.history and "hmc" not in s._f  # no placeholder Monte Carlo history
     assert _cli(["sample", str(model), "--n", "2", "--out", str(out), "--quiet"]) == 2  # exists: refused
     assert _cli(["sample", str(ens), "--n", "2", "--out", str(tmp_path / "x.h5"), "--quiet"]) == 2  # not a model
     assert _cli(["train", str(model), "--out", str(tmp_path / "r"), "--quiet"]) == 2  # not an ensemble
@@ -521,7 +533,7 @@ def test_cli_sample_sigterm_exit_75_and_resumes_bit_identically(tmp_path):
     import sys
     import time
 
-    from qcdhpc.interrupt import EXIT_INTERRUPTED
+    from qcdhpc.run.signals import EXIT_INTERRUPTED
 
     ens = tmp_path / "ens.h5"
     _tiny_ensemble(ens)
@@ -535,7 +547,7 @@ def test_cli_sample_sigterm_exit_75_and_resumes_bit_identically(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     partial = tmp_path / "run.h5.partial"
     deadline = time.monotonic() + 120
-    while not (partial / "batch0.h5").exists():
+    while not (partial / "rank0000" / "seg000000.h5").exists():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no batch after 120 s"
         time.sleep(0.01)
@@ -543,9 +555,10 @@ def test_cli_sample_sigterm_exit_75_and_resumes_bit_identically(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED, err
     assert "SIGTERM received" in err and "--resume" in err
-    done = len(list(partial.glob("batch*.h5")))
+    done = len(list(partial.glob("rank0000/seg*.h5")))
     assert 1 <= done < 15 and not run.exists()
     assert _cli([*args, "--out", str(run)]) == 2  # a partial run is there: --resume or --overwrite
+    assert _cli([*args, "--out", str(model), "--overwrite"]) == 2  # the output is the input model
     assert _cli([*args, "--out", str(run), "--resume", "--seed", "9"]) == 2  # other options: refused
     assert _cli([*args, "--out", str(run), "--resume"]) == 0
     assert not partial.exists()
@@ -587,14 +600,11 @@ def test_python_m_qcdhpc_train_sample(tmp_path):
     import subprocess
     import sys
 
-    from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
+    from qcdhpc.io.containers import open_container
 
     ens = tmp_path / "ens.h5"
-    with h5py.File(ens, "w") as f:
-        create_ensemble(f, n=8, site_shape=(4, 4), dtype=np.float32, nchains=1, ntraj_total=8, n_therm=0,
-                        attrs={"kind": "phi4-hmc", "L": [4, 4], "kappa": 0.2, "lam": 0.01})
-        write_configs(f, 0, np.ones((8, 4, 4)), np.zeros(8), np.arange(8))
-        write_history(f, 0, 0, np.zeros((1, 8)), np.ones((1, 8), np.uint8))
+    _write_fields(ens, np.ones((8, 4, 4), np.float32), np.zeros(8), np.arange(8), nchains=1, ntraj=8,
+                  attrs={"kappa": 0.2, "lam": 0.01})
     run = lambda *a: subprocess.run([sys.executable, "-m", "qcdhpc", *a], capture_output=True, text=True)  # noqa: E731
     r = run("train", str(ens), "--out", str(tmp_path / "run"), "--epochs", "1", "--channels", "8", "--depth", "1",
             "--device", "cpu", "--quiet")
@@ -602,18 +612,13 @@ def test_python_m_qcdhpc_train_sample(tmp_path):
     r = run("sample", str(tmp_path / "run" / "model.pt"), "--n", "5", "--steps", "2", "--out",
             str(tmp_path / "s.h5"), "--device", "cpu", "--quiet")
     assert r.returncode == 0, r.stderr
-    with open_ensemble(tmp_path / "s.h5") as s:
+    with open_container(tmp_path / "s.h5") as s:
         assert s.configs.shape == (5, 4, 4) and "qcdhpc sample" in s.attrs["command"]
 
 
 def _tiny_ensemble(path, n=64, L=8):
-    from qcdhpc.io.ensemble import create_ensemble, write_configs, write_history
-
-    with h5py.File(path, "w") as f:
-        create_ensemble(f, n=n, site_shape=(L, L), dtype=np.float64, nchains=2, ntraj_total=n, n_therm=0,
-                        attrs={"kind": "phi4-hmc", "L": [L, L], "kappa": 0.21, "lam": 0.022})
-        write_configs(f, 0, np.random.default_rng(0).normal(size=(n, L, L)), np.arange(n) % 2, np.arange(n) // 2)
-        write_history(f, 0, 0, np.zeros((2, n // 2)), np.ones((2, n // 2), np.uint8))
+    _write_fields(path, np.random.default_rng(0).normal(size=(n, L, L)), np.arange(n) % 2, np.arange(n) // 2,
+                  nchains=2, ntraj=n // 2, attrs={"kappa": 0.21, "lam": 0.022})
 
 
 def test_cli_train_sigterm_checkpoints_exit_75_and_resumes(tmp_path):
@@ -626,7 +631,7 @@ def test_cli_train_sigterm_checkpoints_exit_75_and_resumes(tmp_path):
     import sys
     import time
 
-    from qcdhpc.interrupt import EXIT_INTERRUPTED
+    from qcdhpc.run.signals import EXIT_INTERRUPTED
 
     signame = "SIGTERM"
 

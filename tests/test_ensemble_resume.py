@@ -17,7 +17,8 @@ import pytest
 
 import qcdhpc._kernels as K
 from qcdhpc.phi4 import HMCParams
-from qcdhpc.phi4.ensemble import EXIT_INTERRUPTED, EnsembleRun, cold_start, generate, hot_start
+from qcdhpc.phi4.hmc import HMCRun, cold_start, generate, hot_start
+from qcdhpc.run.signals import EXIT_INTERRUPTED
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -27,7 +28,7 @@ ARGS = ["--L", "8", "--kappa", "0.22", "--lam", "0.02", "--nchains", "3", "--ntr
 SLOW = ("import sys, time; import qcdhpc._kernels as K; f = K.hmc_trajectories; "
         "K.hmc_trajectories = lambda *a, **k: (time.sleep(0.03), f(*a, **k))[1]; "
         "from qcdhpc.cli.main import main; sys.exit(main(sys.argv[1:]))")
-DATASETS = ("configs", "chain", "traj", "hmc/dH", "hmc/accepted")
+DATASETS = ("configs", "chain", "traj", "history/hmc/dH", "history/hmc/accepted")
 
 
 def cli(*args, slow=False, **kw):
@@ -70,14 +71,15 @@ def test_layout_and_attributes(unbroken):
         # canonical order: trajectory-major, chain-minor; saved after therm+every, therm+2*every, ...
         assert f["chain"][:6].tolist() == [0, 1, 2, 0, 1, 2]
         assert f["traj"][:6].tolist() == [11, 11, 11, 13, 13, 13] and f["traj"][-1] == 129
-        assert f["hmc/dH"].shape == (3, 130) and f["hmc/accepted"].dtype == np.uint8
-        assert f["hmc"].attrs["n_therm"] == 10
+        assert f["history/hmc/dH"].shape == (3, 130) and f["history/hmc/accepted"].dtype == np.uint8
+        assert f["history/hmc"].attrs["n_therm"] == 10 and "hmc" not in f  # no placeholder layout
         a = f.attrs
-        assert a["format"] == "qcdhpc.ensemble" and a["format_version"] == 1 and a["kind"] == "phi4-hmc"
+        assert a["format"] == "qcdhpc" and a["container"] == "fields" and a["schema_version"] == 2
+        assert a["theory"] == "phi4" and a["algorithm"] == "hmc" and a["nchains"] == 3
         assert list(a["L"]) == [8, 8] and a["kappa"] == 0.22 and a["therm"] == 10 and a["every"] == 2
         assert a["rng"] == "philox4x64-10" and list(a["next_traj"]) == [130] * 3 and a["mpi_size"] == 1
         assert a["command"].startswith("qcdhpc hmc --L 8") and a["code_version"] and a["created"]
-        assert a["kernel_numerics"] == K.NUMERICS_VERSION
+        assert json.loads(a["numerics"]) == {"phi4": K.NUMERICS_VERSION}
         # chains run on different streams
         assert not np.array_equal(f["configs"][0], f["configs"][1])
     assert not Path(str(unbroken) + ".partial").exists()
@@ -117,10 +119,15 @@ def test_sigterm_checkpoints_exits_75_and_resumes(tmp_path, unbroken):
     # version was recorded, i.e. version 1), which could not continue the chains bit for bit
     manifest = tmp_path / "term.h5.partial" / "run.json"
     info = json.loads(manifest.read_text())
-    assert info["kernel_numerics"] == K.NUMERICS_VERSION >= 2
-    manifest.write_text(json.dumps({k: v for k, v in info.items() if k != "kernel_numerics"}))
+    assert info["numerics"] == {"phi4": K.NUMERICS_VERSION} and K.NUMERICS_VERSION >= 2
+    manifest.write_text(json.dumps({**info, "numerics": {"phi4": K.NUMERICS_VERSION - 1}}))
     r = run_cli("--out", str(out), "--resume")
-    assert r.returncode == 2 and "kernel numerics version 1" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and f"phi4 {K.NUMERICS_VERSION - 1} -> {K.NUMERICS_VERSION}" in r.stderr
+    assert "Traceback" not in r.stderr
+    # a manifest of qcdhpc <= 0.2 (one global version, absent = 1) is read as the phi4 version
+    manifest.write_text(json.dumps({k: v for k, v in info.items() if k != "numerics"}))
+    r = run_cli("--out", str(out), "--resume")
+    assert r.returncode == 2 and "phi4 1 ->" in r.stderr
     assert (tmp_path / "term.h5.partial" / "rank0000" / "seg000000.h5").exists()  # nothing lost
     manifest.write_text(json.dumps(info))
     r = run_cli("--out", str(out), "--resume")
@@ -138,7 +145,7 @@ def test_existing_output_needs_overwrite(tmp_path):
     out = tmp_path / "o.h5"
     generate(p, out, progress=False, comm=None)
     with pytest.raises(FileExistsError, match="--overwrite"):
-        EnsembleRun(p, out, progress=False)
+        HMCRun(p, out, progress=False)
     before = h5py.File(out).attrs["created"]
     generate(p, out, overwrite=True, progress=False)
     assert h5py.File(out).attrs["created"] >= before
@@ -171,7 +178,9 @@ def test_cold_start_is_the_constant_field_minimum():
         np.testing.assert_array_equal(phi[:, 0, 0], [-p.vacuum, p.vacuum, -p.vacuum])
         assert np.all(phi == phi[:, :1, :1])
     assert HMCParams(L=4, kappa=0.21, lam=0.022, start="cold").vacuum == 0.0  # symmetric phase
-    assert HMCParams(L=4, kappa=0.3, lam=0.0).vacuum == 0.0
+    assert HMCParams(L=4, kappa=0.24, lam=0.0).vacuum == 0.0
+    with pytest.raises(ValueError, match="unbounded"):  # a free field needs |κ| < 1/4
+        HMCParams(L=4, kappa=0.3, lam=0.0)
     with pytest.raises(ValueError, match="unknown start 'warm'"):
         HMCParams(L=4, kappa=0.2, lam=0.0, start="warm")
 

@@ -3,9 +3,9 @@ import h5py
 import numpy as np
 import pytest
 
-from qcdhpc.io import checkpoint as ckpt
 from qcdhpc.io.atomic import atomic_h5, atomic_write_text, is_temp
-from qcdhpc.io.ensemble import create_ensemble, open_ensemble, write_configs, write_history
+from qcdhpc.io.containers import create_fields, create_history, open_container, write_rows
+from qcdhpc.run import segments as ckpt
 
 
 def test_atomic_h5_success_and_failure(tmp_path):
@@ -33,21 +33,25 @@ def test_atomic_write_creates_missing_directories(tmp_path):
 
 def _small_ensemble(path, n=6, nchains=2):
     with atomic_h5(path) as f:
-        create_ensemble(f, n=n, site_shape=(4, 4), dtype="float32", nchains=nchains, ntraj_total=5,
-                        n_therm=2, attrs={"kind": "test", "L": [4, 4], "meta": {"a": 1}, "skip": None})
-        write_configs(f, 0, np.ones((n, 4, 4), np.float32), np.arange(n) % nchains, np.arange(n) // nchains)
-        write_history(f, 0, 0, np.full((nchains, 5), 0.5), np.ones((nchains, 5), np.uint8))
+        create_fields(f, n=n, site_shape=(4, 4), dtype="float32", nchains=nchains, theory="test",
+                      attrs={"L": [4, 4], "meta": {"a": 1}, "skip": None})
+        write_rows(f, 0, np.ones((n, 4, 4), np.float32), np.arange(n) % nchains, np.arange(n) // nchains)
+        h = create_history(f, "hmc", {"dH": ((nchains, 5), np.float64), "accepted": ((nchains, 5), np.uint8)},
+                           {"n_therm": 2})
+        h["dH"][:] = 0.5
+        h["accepted"][:] = 1
 
 
 def test_ensemble_round_trip(tmp_path):
     path = tmp_path / "e.h5"
     _small_ensemble(path)
-    with open_ensemble(path) as ens:
-        assert len(ens) == 6 and ens.configs.dtype == np.float32
-        assert ens.attrs["format"] == "qcdhpc.ensemble" and ens.attrs["format_version"] == 1
+    with open_container(path) as ens:
+        assert len(ens) == 6 and ens.configs.dtype == np.float32 and ens.kind == "fields"
+        assert ens.attrs["format"] == "qcdhpc" and ens.schema_version == 2 and ens.theory == "test"
         assert ens.attrs["L"] == [4, 4] and ens.attrs["meta"] == '{"a": 1}' and "skip" not in ens.attrs
-        assert ens.chain.tolist() == [0, 1, 0, 1, 0, 1] and ens.n_therm == 2
-        assert ens.dH.shape == (2, 5) and ens.accepted.dtype == np.uint8
+        assert ens.chain.tolist() == [0, 1, 0, 1, 0, 1]
+        h = ens.history["hmc"]
+        assert h.attrs["n_therm"] == 2 and h["dH"].shape == (2, 5) and h["accepted"].dtype == np.uint8
         assert sum(len(b) for _, b in ens.iter_chunks(4)) == 6
 
 
@@ -55,20 +59,20 @@ def test_foreign_and_corrupt_files_give_clear_errors(tmp_path):
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["data"] = np.zeros(3)
-    with pytest.raises(ValueError, match="foreign.h5: not a qcdhpc.ensemble file"):
-        open_ensemble(foreign)
+    with pytest.raises(ValueError, match="foreign.h5: not a qcdhpc file"):
+        open_container(foreign)
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"this is not HDF5 at all" * 100)
-    with pytest.raises(ValueError, match="garbage.h5: cannot open as an HDF5 ensemble"):
-        open_ensemble(garbage)
+    with pytest.raises(ValueError, match="garbage.h5: cannot open as an HDF5 qcdhpc file"):
+        open_container(garbage)
     good = tmp_path / "good.h5"
     _small_ensemble(good)
     truncated = tmp_path / "truncated.h5"
     truncated.write_bytes(good.read_bytes()[:2000])
     with pytest.raises(ValueError, match="truncated.h5"):
-        open_ensemble(truncated)
+        open_container(truncated)
     with pytest.raises(ValueError, match="missing.h5"):
-        open_ensemble(tmp_path / "missing.h5")
+        open_container(tmp_path / "missing.h5")
 
 
 def test_segment_store(tmp_path):

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from qcdhpc.parallel import mpi
+from qcdhpc.run import ranks as mpi
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["hmc", "--L", "8", "--kappa", "0.2", "--lam", "0.02", "--nchains", "5", "--ntraj", "20",
@@ -56,5 +56,5 @@ def test_two_ranks_equal_one_rank(tmp_path):
         configs = a["configs"][()]
         chain = a["chain"][()]
         assert not np.array_equal(configs[chain == 0], configs[chain == 3])  # different streams
-        for name in ("configs", "chain", "traj", "hmc/dH", "hmc/accepted"):
+        for name in ("configs", "chain", "traj", "history/hmc/dH", "history/hmc/accepted"):
             np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)

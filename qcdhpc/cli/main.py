@@ -1,121 +1,75 @@
-"""`qcdhpc` command line.  Parses, calls the library, prints — nothing else lives here.
+"""`qcdhpc` command line: a registry of verbs, one module per family or task.
 
-Exit codes: 0 success; 2 refused arguments/parameters/files (before any work); 75 interrupted by a
-signal after writing a checkpoint (rerun with --resume); 1 anything else.
-Heavy modules (numpy, h5py, torch, the kernels) are imported inside the sub-command functions, so
+    cli/phi4.py       hmc                      (φ⁴ ensembles)
+    cli/diffusion.py  train, sample, toy-cumulants (score-based diffusion models)
+    cli/measure.py    measure                  (observables of any theory)
+    cli/report.py     report
+
+A new family adds its module to VERB_MODULES.  Each module's add_parsers(sub) registers its verbs
+with `func` (args, parser) -> exit code.  Modules parse, call the library, print — nothing else.
+
+Exit codes: 0 success; 2 refused arguments/parameters/files (before any work, one line with the
+reason); 75 interrupted by a signal (SIGTERM/SIGUSR1/SIGINT) at any point of the command, with the
+work done so far checkpointed (rerun with --resume); 1 a failed computation (e.g. non-finite ΔH) or
+a bug.  Heavy modules (numpy, h5py, torch, the kernels) are imported inside the verbs, so
 `qcdhpc --help` stays fast.
 """
 from __future__ import annotations
 
 import argparse
-import shlex
+import importlib
 import sys
 
 from .. import __version__
-from . import measure, report, sample, toy, train
+from ..run import signals
 from .common import EXIT_USAGE, refuse
 
-
-
-def _add_hmc(sub) -> None:
-    p = sub.add_parser("hmc", help="generate a φ⁴ HMC ensemble into an HDF5 file",
-                       description="Generate a 2D lattice φ⁴ ensemble with HMC (resumable, MPI-parallel: "
-                                   "under mpirun/srun the chains are split over the ranks).")
-    g = p.add_argument_group("lattice and action")
-    g.add_argument("--L", type=int, help="lattice extent L (L×L)")
-    g.add_argument("--L0", type=int, help="extent of direction 0 (default L)")
-    g.add_argument("--L1", type=int, help="extent of direction 1 (default L)")
-    g.add_argument("--kappa", type=float, required=True, help="hopping parameter κ")
-    g.add_argument("--lam", type=float, required=True, help="quartic coupling λ >= 0")
-    g = p.add_argument_group("Monte Carlo")
-    g.add_argument("--nchains", type=int, default=1, help="total number of chains, over all ranks (1)")
-    g.add_argument("--ntraj", type=int, default=100, help="post-thermalisation trajectories per chain (100)")
-    g.add_argument("--therm", type=int, default=100, help="thermalisation trajectories, not saved (100)")
-    g.add_argument("--every", type=int, default=1, help="save one configuration per k trajectories (1)")
-    g.add_argument("--nmd", type=int, default=10, help="molecular-dynamics steps per trajectory (10)")
-    g.add_argument("--tau", type=float, default=1.0, help="trajectory length (1.0)")
-    g.add_argument("--integrator", default="omelyan", help="leapfrog | omelyan (omelyan)")
-    g.add_argument("--seed", type=int, default=0, help="Philox seed (0)")
-    g.add_argument("--start", default="hot",
-                   help="hot: φ = 0.1·N(0,1); cold: φ = ±v, the constant-field minimum of S, + on even and "
-                        "− on odd chains (use cold deep in the broken phase) (hot)")
-    g.add_argument("--dtype", default="float64", help="float32 | float64 (float64)")
-    g.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
-    g = p.add_argument_group("output and checkpoints")
-    g.add_argument("--out", required=True, help="output ensemble FILE.h5 (appears only when complete)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from FILE.h5.partial (safe to pass always)")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing FILE.h5 at the end")
-    g.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                   help="write a checkpoint segment every N trajectories (100)")
-    g.add_argument("--checkpoint-seconds", type=float, default=600.0, metavar="S",
-                   help="... and at least every S seconds; 0 disables (600)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    p.set_defaults(func=_cmd_hmc, subparser=p)
+VERB_MODULES = ("phi4", "diffusion", "measure", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="qcdhpc", description="Lattice field theory ensembles on single-source C++/CUDA kernels.",
-        epilog="exit codes: 0 ok, 2 refused before any work, 75 interrupted (rerun with --resume)")
+        prog="qcdhpc", description="Lattice field theory ensembles on single-source C++/CUDA kernels, "
+                                   "generative models, observables with honest errors.",
+        epilog="exit codes: 0 ok, 2 refused before any work, 75 interrupted (rerun with --resume), "
+               "1 failed")
     parser.add_argument("--version", action="version", version=f"qcdhpc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_hmc(sub)
-    measure.add_parser(sub)
-    train.add_parser(sub)
-    sample.add_parser(sub)
-    toy.add_parser(sub)
-    report.add_parser(sub)
+    for name in VERB_MODULES:
+        module = importlib.import_module(f".{name}", __package__)
+        (getattr(module, "add_parsers", None) or module.add_parser)(sub)
     return parser
 
 
-
-
-def _cmd_hmc(args, parser) -> int:
-    from ..phi4.params import HMCParams
-
-    if args.L is None and (args.L0 is None or args.L1 is None):
-        return refuse(args, "give --L, or both --L0 and --L1")
-    L = (args.L0 if args.L0 is not None else args.L, args.L1 if args.L1 is not None else args.L)
-    try:
-        params = HMCParams(L=L, kappa=args.kappa, lam=args.lam, nchains=args.nchains, ntraj=args.ntraj,
-                           therm=args.therm, every=args.every, nmd=args.nmd, tau=args.tau,
-                           integrator=args.integrator, seed=args.seed, dtype=args.dtype,
-                           device=args.device, start=args.start)
-    except ValueError as exc:
-        return refuse(args, str(exc))
-
-    from ..parallel import mpi
-    from ..phi4.ensemble import EnsembleRun, Interrupted
-
-    comm = mpi.world()
-    try:
-        run = EnsembleRun(params, args.out, resume=args.resume, overwrite=args.overwrite,
-                          checkpoint_every=args.checkpoint_every,
-                          checkpoint_seconds=args.checkpoint_seconds, progress=not args.quiet,
-                          command=shlex.join(["qcdhpc", *args.argv]), comm=comm)
-    except (ValueError, FileExistsError) as exc:
-        return refuse(args, str(exc)) if comm.rank == 0 else EXIT_USAGE
-    try:
-        with mpi.abort_on_exception(comm, passthrough=(Interrupted,)):
-            summary = run.run()
-    except Interrupted as exc:
-        if comm.rank == 0:
-            print(f"qcdhpc hmc: interrupted: {exc}", file=sys.stderr)
-        return exc.exit_code
-    if comm.rank == 0 and not args.quiet:
-        done = "is already complete (nothing to resume)" if summary["status"] == "complete" else "written"
-        print(f"{summary['out']} {done}: {summary['n']} configurations from {summary['nchains']} chains, "
-              f"acceptance {summary['acceptance']:.3f}, <exp(-dH)> {summary['exp_minus_dH']:.4f}")
-    return 0
-
-
 def main(argv=None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.argv = argv  # recorded in the ensemble's `command` attribute
-    return args.func(args, parser)
+    signals.install()  # from the first instruction: a stop signal exits 75, never 143/138
+    in_process = argv is not None
+    try:
+        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = parser.parse_args(argv)
+        args.argv = argv  # recorded in the outputs' `command` attribute
+        return _dispatch(args, parser)
+    except signals.Interrupted as exc:
+        print(f"qcdhpc: interrupted: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        if in_process:  # called in-process (tests): leave the caller's handlers as they were
+            signals.uninstall()
+
+
+def _dispatch(args, parser) -> int:
+    from ..run.ranks import MPIUnavailable
+
+    try:
+        return args.func(args, parser)
+    except MPIUnavailable as exc:
+        return refuse(args, str(exc))
+    except Exception as exc:
+        if getattr(exc, "exit_code", None) == 1:  # run.driver.RunFailed: the computation went wrong
+            print(f"qcdhpc {args.command}: failed: {exc}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -1,16 +1,10 @@
 """`qcdhpc sample MODEL.pt --n N --steps K --sampler em|pc|ode --out samples.h5`.
 
-The output has the layout of an HMC ensemble (docs/data_formats.md §1) so `qcdhpc measure` reads it:
-/configs (n, L0, L1); all samples form one "chain" (/chain = 0) in sampling order (/traj = 0..n−1):
-they are independent draws, so the Γ-method finds τ_int ≈ 0.5 (measure needs ≥ 5 samples per chain,
-which one-chain-per-sample would violate).  /hmc/dH = 0 and /hmc/accepted = 1 (a direct sampler has
-no accept/reject step; attribute `hmc_history = "none"` says so), n_therm = 0.
-
-Checkpoints: every finished batch is written atomically to OUT.h5.partial/batch{b}.h5 with the options
-and the model file's SHA-256.  SIGTERM/SIGUSR1/SIGINT stop the run after the current batch (exit 75,
-qcdhpc.interrupt); `--resume` continues from the first missing batch — batch b's draws depend only on
-(seed, b), so the result equals an unbroken run bit for bit.  At the end the batches are merged into
-OUT.h5 (atomic) and the partial directory is removed.
+The output is a `samples` container (docs/data_formats.md §1): /configs (n, L0, L1) float32 and
+/history/sampler (the options); `qcdhpc measure` treats the samples as independent draws.  The run
+is qcdhpc.diffusion.sample_run.SampleRun on the generic run machinery: checkpoint segments of one
+batch each in OUT.h5.partial, exit 75 on SIGTERM/SIGUSR1/SIGINT, `--resume` continues bit-identically,
+MPI ranks split the batches.
 """
 from __future__ import annotations
 
@@ -55,128 +49,42 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 
-def _sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _done_batches(partial: Path, options: str) -> int | None:
-    """Number of leading batches in `partial` made with `options` (None: made with other options)."""
-    import h5py
-
-    k = 0
-    while (partial / f"batch{k}.h5").exists():
-        try:
-            with h5py.File(partial / f"batch{k}.h5", "r") as f:
-                if f.attrs["options"] != options:
-                    return None
-        except (OSError, KeyError):  # unreadable (cannot happen with atomic writes): redo from here
-            break
-        k += 1
-    return k
-
-
 def run(args) -> int:
-    import datetime
-    import json
     import shlex
-    import shutil
-    import time
-
-    import h5py
-    import numpy as np
 
     from ..diffusion.distributed import resolve_device
-    from ..diffusion.model_io import load_model
-    from ..diffusion.sampling import iter_samples
-    from ..interrupt import EXIT_INTERRUPTED, SignalCatcher
-    from ..io.atomic import atomic_h5
-    from ..io.ensemble import create_ensemble, write_configs, write_history
+    from ..diffusion.sample_run import SampleRun
+    from ..run import ranks
 
-    if args.n < 1 or args.steps < 1 or args.batch < 1:
-        return _refuse(args, "--n, --steps and --batch must be >= 1")
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        return _refuse(args, f"{out} exists (pass --overwrite to replace it)")
+    for name in ("n", "steps", "batch"):
+        if getattr(args, name) < 1:
+            return _refuse(args, f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not 0 <= args.seed < 2**63:
+        return _refuse(args, f"--seed must be in [0, 2^63), got {args.seed}")
+    if not (0 < args.snr < float("inf")):
+        return _refuse(args, f"--snr must be positive and finite, got {args.snr}")
     try:
         device = resolve_device(args.device)
-        net, sde, cfg = load_model(args.model, map_location=device)
-    except (ValueError, FileNotFoundError) as exc:
-        return _refuse(args, str(exc))
-    site_shape = tuple(cfg["data_shape"][1:])
-    train_ens = cfg.get("meta", {}).get("training_ensemble", {})
-    from ..phi4.ensemble import code_version  # the one definition of the version string
-
-    # what the draws depend on (not the device: CPU and GPU round differently, so a resumed run must
-    # stay on the device it started on)
-    options = json.dumps({"model_sha256": _sha256(args.model), "n": args.n, "steps": args.steps,
-                          "sampler": args.sampler, "batch": args.batch, "seed": args.seed,
-                          "denoise": not args.no_denoise, "snr": args.snr, "ode_method": args.ode_method,
-                          "device": device.type}, sort_keys=True)
-    partial = out.with_name(out.name + ".partial")
-    first = 0
-    if partial.exists():
-        done = _done_batches(partial, options)
-        if not args.resume and not args.overwrite:
-            return _refuse(args, f"{partial} holds an interrupted run: pass --resume to continue it "
-                                 f"(or --overwrite to discard it)")
-        if done is None and not args.overwrite:
-            return _refuse(args, f"{partial} was made with another model or other options: pass "
-                                 f"--overwrite to discard it")
-        if done is None or not args.resume:
-            shutil.rmtree(partial)
+    except (ValueError, RuntimeError) as exc:  # torch: "Invalid device string"
+        return _refuse(args, f"--device {args.device!r}: {str(exc).splitlines()[0]}")
+    if device.type == "cuda" and device.index is None:
+        device = ranks.torch_device("cuda")  # MPI local rank -> GPU
+    comm = ranks.world()
+    try:
+        run = SampleRun(args.model, args.out, n=args.n, steps=args.steps, sampler=args.sampler,
+                        batch=args.batch, seed=args.seed, denoise=not args.no_denoise, snr=args.snr,
+                        ode_method=args.ode_method, device=device, resume=args.resume,
+                        overwrite=args.overwrite, progress=not args.quiet, comm=comm,
+                        command=shlex.join(["qcdhpc", *getattr(args, "argv", ["sample", args.model])]))
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        return _refuse(args, str(exc)) if comm.rank == 0 else 2
+    summary = ranks.collective(comm, run.run)
+    if comm.rank == 0 and not args.quiet:
+        if summary["status"] == "complete":
+            print(f"{args.out} is already complete (nothing to resume)")
         else:
-            first = done
-    partial.mkdir(parents=True, exist_ok=True)
-
-    attrs = {"kind": "diffusion-samples", "L": list(site_shape),
-             **{k: train_ens[k] for k in ("kappa", "lam") if k in train_ens},
-             "model": str(Path(args.model).resolve()), "sde": cfg["sde"], "sampler": args.sampler,
-             "steps": args.steps, "seed": args.seed, "batch": args.batch, "denoise": not args.no_denoise,
-             "snr": args.snr if args.sampler == "pc" else None,
-             "ode_method": args.ode_method if args.sampler == "ode" else None,
-             "training_ensemble": train_ens or None, "hmc_history": "none",
-             "nchains": 1, "dtype": "float32", "device": device.type, "code_version": code_version(),
-             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "command": shlex.join(["qcdhpc", *getattr(args, "argv", ["sample", args.model])])}
-    nbatch = -(-args.n // args.batch)
-    t0 = time.perf_counter()
-    with SignalCatcher() as sig:
-        b = first
-        for block in iter_samples(net, sde, args.n, site_shape, args.sampler, args.steps,
-                                  batch_size=args.batch, denoise=not args.no_denoise, seed=args.seed,
-                                  device=device, progress=not args.quiet, snr=args.snr,
-                                  method=args.ode_method, first_batch=first):
-            x = block.numpy().astype(np.float32)
-            if not np.isfinite(x).all():
-                raise RuntimeError("the sampler produced NaN/inf (too few --steps, or a broken model)")
-            with atomic_h5(partial / f"batch{b}.h5") as f:
-                f.create_dataset("configs", data=x)
-                f.attrs["options"] = options
-            b += 1
-            if sig.caught is not None and b < nbatch:
-                print(f"qcdhpc sample: {sig.caught} received: {b} of {nbatch} batches are in {partial}; "
-                      f"rerun the same command with --resume to continue", file=sys.stderr)
-                return EXIT_INTERRUPTED
-    with atomic_h5(out) as f:
-        create_ensemble(f, n=args.n, site_shape=site_shape, dtype=np.float32, nchains=1, ntraj_total=args.n,
-                        n_therm=0, attrs=attrs)
-        start = 0
-        for k in range(nbatch):
-            with h5py.File(partial / f"batch{k}.h5", "r") as g:
-                x = g["configs"][:]
-            write_configs(f, start, x, np.zeros(len(x), np.int64), np.arange(start, start + len(x)))
-            start += len(x)
-        write_history(f, 0, 0, np.zeros((1, args.n)), np.ones((1, args.n), np.uint8))
-        f.attrs["sample_time_s"] = round(time.perf_counter() - t0, 3)  # of this invocation
-    shutil.rmtree(partial)
-    if not args.quiet:
-        dt = time.perf_counter() - t0
-        print(f"{out} written: {args.n} configurations {site_shape} ({args.sampler}, {args.steps} steps) in "
-              f"{dt:.1f} s = {(args.n - first * args.batch) / dt:.1f} configurations/s on {device}")
+            rate = summary["drawn"] / summary["time_s"] if summary["time_s"] > 0 else float("nan")
+            print(f"{args.out} written: {args.n} configurations ({args.sampler}, {args.steps} steps); "
+                  f"{summary['drawn']} drawn now in {summary['time_s']:.1f} s = {rate:.1f} configurations/s "
+                  f"on {device}")
     return 0

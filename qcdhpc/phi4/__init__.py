@@ -2,17 +2,21 @@
 
 Action (dimensionless): S = Σ_x [ -2κ Σ_μ φ(x)φ(x+μ̂) + (1-2λ) φ(x)² + λ φ(x)⁴ ], periodic.
 
-`HMCParams` is light; `generate` / `EnsembleRun` load numpy, h5py and the kernels on first use, so that
-importing this package (e.g. for CLI argument checks) stays cheap.
+    params.py     HMCParams: validated parameters (light: used for CLI checks)
+    hmc.py        HMCRun: the ensemble driver on qcdhpc/run (start fields, kernel batches, merge)
+    reference.py  numpy/torch reference HMC and exact free-field results, for tests
+
+`generate` / `HMCRun` load numpy, h5py and the kernels on first use, so that importing this package
+stays cheap.
 """
 from .params import HMCParams
 
-__all__ = ["HMCParams", "EnsembleRun", "Interrupted", "generate"]
+__all__ = ["HMCParams", "HMCRun", "generate"]
 
 
 def __getattr__(name):
-    if name in ("EnsembleRun", "Interrupted", "generate", "EXIT_INTERRUPTED"):
-        from . import ensemble
+    if name in ("HMCRun", "generate"):
+        from . import hmc
 
-        return getattr(ensemble, name)
+        return getattr(hmc, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

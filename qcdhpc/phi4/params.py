@@ -84,6 +84,11 @@ class HMCParams:
         set_("lam", _float("lam", self.lam))
         if self.lam < 0:
             raise ValueError(f"lam must be >= 0 (the action is unbounded below otherwise), got {self.lam}")
+        # λ = 0 leaves the Gaussian action Σ_x [(1 ∓ 4κ) φ̃²] at k = 0 (π, π): bounded below only for
+        # |κ| < 1/4 in 2D; HMC of an unbounded action runs away (|φ| grows without limit).
+        if self.lam == 0 and abs(self.kappa) >= 0.25:
+            raise ValueError(f"lam = 0 with |kappa| >= 1/4 (got kappa = {self.kappa}) is an unbounded "
+                             "action in 2D (the free field needs |kappa| < 1/4); use lam > 0")
         set_("tau", _float("tau", self.tau))
         if self.tau <= 0:
             raise ValueError(f"tau must be > 0, got {self.tau}")

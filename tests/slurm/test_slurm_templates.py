@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[2]
 SLURM_DIR = ROOT / "slurm"
 PREFIX = Path(sys.executable).parent.parent  # the environment running the tests: what jobs activate
-DATASETS = ("configs", "chain", "traj", "hmc/dH", "hmc/accepted")
+DATASETS = ("configs", "chain", "traj", "history/hmc/dH", "history/hmc/accepted")
 
 
 def _env(**extra) -> dict:

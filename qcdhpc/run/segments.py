@@ -12,6 +12,7 @@ What the arrays mean is up to the caller; this module only stores, lists, reads 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_h5, atomic_write_text
-from .ensemble import read_attrs, set_attrs
+from ..io.atomic import atomic_h5, atomic_write_text, is_temp
+from ..io.containers import read_attrs, set_attrs
 
 SEGMENT_FORMAT = "qcdhpc.segment"
 _SEG_RE = re.compile(r"^seg(\d{6})\.h5$")
@@ -62,7 +63,8 @@ class SegmentStore:
         """Indices of the complete segments, ascending (temporaries of a killed write are ignored)."""
         if not self.dir.is_dir():
             return []
-        return sorted(int(m.group(1)) for p in self.dir.iterdir() if (m := _SEG_RE.match(p.name)))
+        return sorted(int(m.group(1)) for p in self.dir.iterdir()
+                      if not is_temp(p) and (m := _SEG_RE.match(p.name)))
 
     def last(self) -> int | None:
         idx = self.indices()
@@ -106,6 +108,34 @@ class SegmentStore:
         for j in self.indices():
             if k is None or j > k:
                 self.path(j).unlink()
+
+
+def ranks_present(root) -> list[int]:
+    """Ranks with a segment directory under `root`."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name[4:]) for p in root.iterdir()
+                  if p.is_dir() and p.name.startswith("rank") and p.name[4:].isdigit())
+
+
+def has_segments(root) -> bool:
+    return any(SegmentStore(root, r).indices() for r in ranks_present(root))
+
+
+def is_empty(root) -> bool:
+    """Nothing worth keeping in `root`: no manifest and no segment (a run killed before its first
+    write leaves only the lock and temporaries)."""
+    return not (Path(root) / "run.json").exists() and not has_segments(root)
+
+
+def clear(root) -> None:
+    """Remove the manifest and every segment from `root` (not its lock)."""
+    root = Path(root)
+    with contextlib.suppress(FileNotFoundError):
+        (root / "run.json").unlink()
+    for r in ranks_present(root):
+        shutil.rmtree(SegmentStore(root, r).dir)
 
 
 def remove_partial(root) -> None:

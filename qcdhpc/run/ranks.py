@@ -6,7 +6,6 @@ launcher (or with a launcher reporting size 1) everything runs as rank 0 of 1 wi
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import traceback
@@ -26,6 +25,49 @@ def launcher_size() -> int:
                 continue
             return int(value)
     return 1
+
+
+class MPIUnavailable(RuntimeError):
+    """Started by an MPI launcher but mpi4py cannot be imported (a refusal: exit 2)."""
+
+
+# Per-node rank variables of the common launchers (Slurm srun, Open MPI, MPICH/Hydra, PMIx).
+_LOCAL_RANK_VARS = ("SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                    "PMIX_LOCAL_RANK")
+_LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "PMIX_LOCAL_SIZE",
+                    "SLURM_NTASKS_PER_NODE")
+
+
+def _first_int(names) -> int | None:
+    for var in names:
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def local_rank() -> int | None:
+    """This process's rank on its node as the launcher announces it (None: not launched by MPI)."""
+    return _first_int(_LOCAL_RANK_VARS) if launcher_size() > 1 else None
+
+
+def local_size() -> int:
+    """Ranks sharing this node (1 when unknown): memory estimates are per node."""
+    if launcher_size() <= 1:
+        return 1
+    return _first_int(_LOCAL_SIZE_VARS) or 1
+
+
+def torch_device(kind: str):
+    """A torch device of `kind` for this rank: under an MPI launcher, CUDA rank r of a node gets GPU
+    (local rank mod device count), so the ranks of a node do not all share GPU 0."""
+    import torch
+
+    if kind != "cuda":
+        return torch.device(kind)
+    lr = local_rank()
+    n = torch.cuda.device_count()
+    return torch.device("cuda", lr % n) if lr is not None and n > 0 else torch.device("cuda")
 
 
 class Comm:
@@ -77,9 +119,9 @@ def world() -> Comm:
                 from mpi4py import MPI
             except ImportError as exc:
                 # Running R copies without MPI would make every copy compute (and write) chain block 0.
-                raise RuntimeError(
-                    f"launched as one of {size} MPI ranks but mpi4py is not installed "
-                    "(pip install mpi4py)") from exc
+                raise MPIUnavailable(
+                    f"started as one of {size} MPI ranks, but mpi4py is not installed: "
+                    "pip install 'qcdhpc[mpi]' (or run without mpirun/srun)") from exc
             _WORLD = Comm(MPI.COMM_WORLD)
     return _WORLD
 
@@ -94,19 +136,20 @@ def split_range(n: int, size: int, rank: int) -> tuple[int, int]:
     return begin, begin + q + (1 if rank < r else 0)
 
 
-@contextlib.contextmanager
-def abort_on_exception(comm: Comm, passthrough: tuple = ()):
-    """Under MPI, turn an uncaught exception on one rank into MPI_Abort, so the others do not hang in
-    the next collective; serial runs just re-raise.  `passthrough` exceptions are ones every rank
-    raises together (e.g. a collective decision to stop) and are re-raised without aborting."""
+def collective(comm: Comm, fn, *args, **kwargs):
+    """fn(*args, **kwargs) on every rank.  Under MPI an exception on one rank that the others do not
+    raise too would leave them waiting in the next collective forever, so it ends all ranks with
+    MPI_Abort (its exit code: 75 for a signal, 1 otherwise).  Exceptions marked `collective` (every
+    rank raises them together: a collective stop or failure decision) and refusals are re-raised."""
     try:
-        yield
-    except (SystemExit, KeyboardInterrupt, *passthrough):
-        raise
-    except BaseException:
-        if comm.size > 1:
-            traceback.print_exc()
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        if comm.size > 1 and not getattr(exc, "collective", False) and not isinstance(exc, SystemExit):
+            if not hasattr(exc, "exit_code"):
+                traceback.print_exc()
+            else:
+                sys.stderr.write(f"qcdhpc: {exc}\n")
             sys.stderr.write(f"rank {comm.rank}: aborting all {comm.size} ranks\n")
             sys.stderr.flush()
-            comm.abort(1)
+            comm.abort(getattr(exc, "exit_code", 1))
         raise

@@ -1,0 +1,140 @@
+"""Sampling a trained diffusion model into a `samples` container, on the generic run machinery
+(qcdhpc/run/driver.py): resumable, MPI-parallel, atomic.  Physics-agnostic: arrays in, arrays out.
+
+The n samples are drawn in batches of `batch`; batch b's draws depend only on (seed, b) (see
+sampling.iter_samples), so the batches can be split over MPI ranks (contiguous blocks) and a resumed
+run equals an unbroken one bit for bit — on the same device type: CPU and GPU round differently, so
+the device is part of the run's parameters.  Every finished batch is one checkpoint segment of its
+rank; a stop signal ends the run after the current batch (exit 75).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..io.containers import create_history, create_samples, open_container, write_rows
+from ..run import ranks
+from ..run.driver import RunFailed, SegmentedRun
+from ..run.provenance import provenance
+from ..run.signals import Interrupted
+
+KIND = "diffusion-samples"
+OUT_DTYPE = np.float32
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class SampleRun(SegmentedRun):
+    """Draw `n` samples of the model file `model` into `out`.  The constructor loads the model and
+    validates everything; run() samples and merges."""
+
+    kind = KIND
+    lockstep = False  # ranks work through their own batches at their own pace
+
+    def __init__(self, model, out, *, n: int, steps: int, sampler: str, batch: int, seed: int,
+                 denoise: bool = True, snr: float = 0.16, ode_method: str = "heun", device="cpu",
+                 **kwargs):
+        from .model_io import load_model
+
+        super().__init__(out, inputs=(model,), **kwargs)
+        self.model = Path(model)
+        self.device = device
+        self.net, self.sde, self.cfg = load_model(model, map_location=device)
+        self.site_shape = tuple(int(s) for s in self.cfg["data_shape"][1:])
+        self.opts = {"model_sha256": sha256(model), "n": int(n), "steps": int(steps), "sampler": sampler,
+                     "batch": int(batch), "seed": int(seed), "denoise": bool(denoise), "snr": float(snr),
+                     "ode_method": ode_method, "device": device.type}
+        self.nbatch = -(-int(n) // int(batch))
+        if self.nbatch < self.comm.size:
+            raise ValueError(f"{self.nbatch} batch(es) for {self.comm.size} MPI ranks: every rank needs "
+                             "at least one; use a smaller --batch or fewer ranks")
+        self.time_s = 0.0
+        self.drawn = 0
+        self.prepare()
+
+    # -- SegmentedRun interface ---------------------------------------------------------------
+    def params(self) -> dict:
+        return dict(self.opts)
+
+    def output_params(self, path: Path) -> dict:
+        with open_container(path, kinds=("samples",)) as c:
+            h = c.history.get("sampler")
+            return dict(h.attrs.get("options", {})) if h is not None else {}
+
+    def _batches(self, rank: int) -> range:
+        return range(*ranks.split_range(self.nbatch, self.comm.size, rank))
+
+    def work(self, store, comm, sig) -> None:
+        from .sampling import iter_samples
+
+        o = self.opts
+        mine = self._batches(comm.rank)
+        done = store.indices()
+        first = len(done) if done == list(range(len(done))) else 0  # contiguous from the block start
+        store.discard_after(first - 1 if first else None)
+        if first >= len(mine):
+            return
+        t0 = time.perf_counter()
+        stop_at = min(o["n"], mine.stop * o["batch"])  # the last sample of this rank's block
+        k = first
+        for block in iter_samples(self.net, self.sde, stop_at, self.site_shape, o["sampler"], o["steps"],
+                                  batch_size=o["batch"], denoise=o["denoise"], seed=o["seed"],
+                                  device=self.device, progress=self.progress and comm.rank == 0,
+                                  snr=o["snr"], method=o["ode_method"], first_batch=mine.start + first):
+            x = block.numpy().astype(OUT_DTYPE)
+            if not np.isfinite(x).all():
+                exc = RunFailed(f"batch {mine.start + k}: the sampler produced NaN/inf (too few --steps, "
+                                f"or a broken model); the {k} batch(es) before it are kept in {self.partial}")
+                exc.collective = False
+                raise exc
+            store.write(k, {"configs": x}, {"batch": mine.start + k})
+            self.segment_written()
+            self.drawn += len(x)
+            k += 1
+            if sig.caught is not None and k < len(mine):
+                raise Interrupted(f"{sig.caught} received: {k} of this rank's {len(mine)} batches are in "
+                                  f"{self.partial}; rerun the same command with --resume to continue")
+        self.time_s = time.perf_counter() - t0
+
+    def merge(self, f) -> None:
+        from ..run.segments import SegmentStore
+
+        o = self.opts
+        train = self.cfg.get("meta", {}).get("training_ensemble", {})
+        attrs = {"L": list(self.site_shape), **{k: train[k] for k in ("kappa", "lam") if k in train},
+                 "dtype": np.dtype(OUT_DTYPE).name, "model": str(self.model.resolve()), "sde": self.cfg["sde"],
+                 "training_ensemble": train or None, "mpi_size": self.comm.size, **provenance(self.command)}
+        theory = train.get("theory") or ("phi4" if "kappa" in train else None)
+        create_samples(f, n=o["n"], site_shape=self.site_shape, dtype=OUT_DTYPE, theory=theory, attrs=attrs)
+        create_history(f, "sampler", attrs={
+            "options": o, "sampler": o["sampler"], "steps": o["steps"], "seed": o["seed"],
+            "batch": o["batch"], "denoise": o["denoise"],
+            "snr": o["snr"] if o["sampler"] == "pc" else None,
+            "ode_method": o["ode_method"] if o["sampler"] == "ode" else None,
+            "device": o["device"], "sample_time_s": round(self.time_s, 3)})
+        row = 0
+        for r in range(self.comm.size):
+            store = SegmentStore(self.partial, r)
+            mine = self._batches(r)
+            if store.indices() != list(range(len(mine))):
+                raise ValueError(f"{store.dir}: holds batches {store.indices()}, expected 0..{len(mine) - 1}")
+            for k in range(len(mine)):
+                a, _ = store.read(k)
+                write_rows(f, row, a["configs"])
+                row += len(a["configs"])
+        if row != o["n"]:
+            raise ValueError(f"{self.partial}: {row} samples found, expected {o['n']}")
+
+    def summary(self) -> dict:
+        return {"out": str(self.out), "n": self.opts["n"], "status": self.mode, "drawn": self.drawn,
+                "time_s": self.time_s}

@@ -1,1 +1,0 @@
-"""Parallel execution helpers: MPI ranks (`qcdhpc.parallel.mpi`)."""
