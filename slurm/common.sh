@@ -26,7 +26,7 @@
 #   trap waits for a *foreground* child).  The trap forwards the signal to the stage: to all job steps
 #   with `scancel --signal` (reaches every srun task even through a `timeout` wrapper, which would die
 #   of SIGUSR1 itself), or with kill to a stage run without srun.  The CLI finishes its batch, writes a
-#   checkpoint and exits 75 (EX_TEMPFAIL, EXIT_INTERRUPTED in qcdhpc/interrupt.py).  On 75 after
+#   checkpoint and exits 75 (EX_TEMPFAIL, EXIT_INTERRUPTED in qcdhpc/run/signals.py).  On 75 after
 #   USR1 (or with no signal seen here) the job requeues itself (`scontrol requeue`), and the next run
 #   passes --resume.  SIGTERM (scancel, or the hard limit with no USR1 before it) is forwarded too, so
 #   the checkpoint is still written, but never requeues: a cancelled job must stay cancelled.
