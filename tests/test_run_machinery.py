@@ -182,8 +182,10 @@ def test_check_output_unit(tmp_path):
         outputs.check_output(link, inputs=[a])
     with pytest.raises(ValueError, match="exists; pass --overwrite"):
         outputs.check_output(a, replace=False, overwrite_flag="--overwrite")
-    outputs.check_output(tmp_path / "new" / "b.json")  # a missing directory is created
-    assert (tmp_path / "new").is_dir() and list((tmp_path / "new").iterdir()) == []
+    outputs.check_output(tmp_path / "new" / "deeper" / "b.json")  # may be created: nothing made yet
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match="is not a directory"):
+        outputs.check_output(a / "b.json")  # under a file
 
 
 def test_memory_estimate_honours_the_override(monkeypatch):

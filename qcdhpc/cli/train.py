@@ -7,16 +7,24 @@ checkpoint.pt written — rerun the same command with --resume, as `qcdhpc hmc`.
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
+import tempfile
 from pathlib import Path
-
-from functools import partial
 
 from .common import refuse
 
-_refuse = partial(refuse, command="train")  # also right when run(args) is called directly
+SEED_LIMIT = 2 ** 63  # seeds are integers in [0, 2**63): what numpy's SeedSequence and torch both take
+RUN_FILES = ("config.json", "log.jsonl", "checkpoint.pt", "checkpoint.stale.pt", "loss.png", "model.pt")
 
-PHYSICS_ATTRS = ("L", "kappa", "lam", "kind", "seed", "code_version")  # copied into model.pt meta
+
+def _refuse(args, message: str) -> int:
+    """refuse() as `qcdhpc train` (also right when run(args) is called directly), on one line."""
+    return refuse(args, " ".join(str(message).split()), command="train")
+
+PHYSICS_ATTRS = ("L", "kappa", "lam", "theory", "container", "seed", "code_version")  # copied into model.pt meta
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -30,17 +38,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "exits 75: rerun the same command with --resume to continue.")
     p.add_argument("ensemble", metavar="ENSEMBLE.h5")
     p.add_argument("--out", required=True, metavar="RUN_DIR|MODEL.pt",
-                   help="run directory (model at RUN_DIR/model.pt), or MODEL.pt (run directory MODEL.run/)")
+                   help="run directory (model at RUN_DIR/model.pt), or MODEL.pt (run directory MODEL.run/); "
+                        "a new or empty directory, or the run directory of an earlier `qcdhpc train` "
+                        "(with --resume)")
     g = p.add_argument_group("model")
     g.add_argument("--sde", choices=("ve", "vp"), default="ve", help="forward SDE (ve: the seeds' σ=25)")
     g.add_argument("--sigma-max", type=float, metavar="S",
                    help="VE only: geometric noise schedule s(t) ≈ σ_min (σ_max/σ_min)^t (score_sde) instead of "
                         "the seeds' σ=25 (s(1) = 9.84). σ_max must exceed the data's spread along its widest "
                         "direction (training warns when it does not): needed in the broken phase")
-    g.add_argument("--sigma-min", type=float, default=0.01, metavar="S", help="VE with --sigma-max (0.01)")
-    g.add_argument("--channels", type=int, default=32, help="U-Net base channels (32)")
-    g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings; L %% 2**depth == 0 (2)")
-    g.add_argument("--n-res", type=int, default=1, help="residual blocks per level (1)")
+    g.add_argument("--sigma-min", type=float, metavar="S", help="VE with --sigma-max only (0.01)")
+    g.add_argument("--channels", type=int, default=32, help="U-Net base channels, >= 1 (32)")
+    g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings, >= 0; L %% 2**depth == 0 (2)")
+    g.add_argument("--n-res", type=int, default=1, help="residual blocks per level, >= 1 (1)")
     g.add_argument("--global-context", action=argparse.BooleanOptionalAction, default=True,
                    help="global-pooling path at the U-Net bottleneck, so the network sees the "
                         "magnetisation M of the whole lattice (needed in the broken phase; default on)")
@@ -57,21 +67,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="weight of the k = 0 Fourier mode (the magnetisation M) in the DSM loss, which is "
                         "otherwise 1/V of it; W = V makes M count as much as all other modes (1)")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=100)
-    g.add_argument("--batch", type=int, default=64, help="batch size per rank (64)")
-    g.add_argument("--lr", type=float, default=2e-4)
-    g.add_argument("--warmup", type=int, default=100, help="linear learning-rate warm-up steps (100)")
-    g.add_argument("--grad-clip", type=float, default=1.0)
-    g.add_argument("--ema-decay", type=float, default=0.999)
+    g.add_argument("--epochs", type=int, default=100, help="total epochs, >= 1 (100)")
+    g.add_argument("--batch", type=int, default=64,
+                   help="batch size per rank, >= 1 (64); a rank with fewer training configurations than "
+                        "this trains on all of them as one batch per epoch (the batch is clamped, not refused)")
+    g.add_argument("--lr", type=float, default=2e-4, help="peak learning rate, > 0 (2e-4)")
+    g.add_argument("--warmup", type=int, default=100, help="linear learning-rate warm-up steps, >= 0 (100)")
+    g.add_argument("--grad-clip", type=float, default=1.0, help="max global gradient norm, > 0 (1.0)")
+    g.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay in [0, 1) (0.999)")
     g.add_argument("--z2", action=argparse.BooleanOptionalAction, default=True,
                    help="random φ → −φ augmentation (default on)")
     g.add_argument("--translate", action=argparse.BooleanOptionalAction, default=True,
                    help="random periodic-translation augmentation (default on)")
-    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="CUDA autocast")
-    g.add_argument("--max-configs", type=int, help="train on the first N configurations only")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda (auto)")
-    g.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="CUDA autocast (bf16/fp16 need a CUDA device)")
+    g.add_argument("--max-configs", type=int, help="train on the first N >= 1 configurations only")
+    g.add_argument("--seed", type=int, default=0, help="in [0, 2**63) (0)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto)")
+    g.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS", help=">= 1 (1)")
     g.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint.pt")
     g.add_argument("--restart-stale", action="store_true",
                    help="with --resume: if checkpoint.pt was written with other options or data, move it to "
@@ -91,6 +104,121 @@ def out_paths(out) -> tuple[Path, Path]:
     return out, out / "model.pt"
 
 
+def _option_problem(args) -> str | None:
+    """What is wrong with the numeric and device options (no file is looked at), or None."""
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch", args.batch, 1), ("--warmup", args.warmup, 0),
+                             ("--channels", args.channels, 1), ("--depth", args.depth, 0),
+                             ("--n-res", args.n_res, 1), ("--checkpoint-every", args.checkpoint_every, 1),
+                             ("--max-configs", args.max_configs, 1)):
+        if value is not None and value < low:
+            return f"{flag} must be >= {low} (got {value})"
+    for flag, value in (("--lr", args.lr), ("--grad-clip", args.grad_clip),
+                        ("--zero-mode-weight", args.zero_mode_weight)):
+        if not 0 < value < math.inf:
+            return f"{flag} must be positive and finite (got {value})"
+    if not 0 <= args.ema_decay < 1:
+        return f"--ema-decay must be in [0, 1) (got {args.ema_decay})"
+    if not 0 <= args.seed < SEED_LIMIT:
+        return f"--seed must be in [0, 2**63) (got {args.seed})"
+    if args.sigma_max is None and args.sigma_min is not None:
+        return "--sigma-min needs --sigma-max (the geometric VE schedule)"
+    if args.sigma_max is not None:
+        if args.sde != "ve":
+            return "--sigma-max/--sigma-min apply to the VE SDE only"
+        sigma_min = 0.01 if args.sigma_min is None else args.sigma_min
+        if not 0 < sigma_min < args.sigma_max < math.inf:
+            return f"need 0 < --sigma-min < --sigma-max < inf (got {sigma_min}, {args.sigma_max})"
+    return _device_problem(args)
+
+
+def _device_problem(args) -> str | None:
+    import torch
+
+    from ..diffusion.distributed import resolve_device
+
+    try:
+        dev = resolve_device(args.device)
+    except RuntimeError:  # torch.device("gpu")
+        return f"--device must be auto, cpu, cuda or cuda:N (got {args.device!r})"
+    except ValueError as exc:  # cuda without CUDA
+        return f"--device {args.device}: {exc}"
+    if dev.type not in ("cpu", "cuda"):
+        return f"--device must be auto, cpu, cuda or cuda:N (got {args.device!r})"
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"--device {args.device}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+    if args.amp != "none" and dev.type != "cuda":
+        return f"--amp {args.amp} needs a CUDA device (--device {args.device} trains on {dev.type})"
+    return None
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # also through links
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def _is_run_dir(path: Path) -> bool:
+    """An empty directory, or one `qcdhpc train` wrote (checkpoint.pt, or its config.json)."""
+    if not any(path.iterdir()) or (path / "checkpoint.pt").exists():
+        return True
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and "config" in cfg and "data_shape" in cfg
+
+
+def write_problem(target: Path) -> str | None:
+    """Whether `target` (a directory, existing or to be made) can be created and written in: probed with
+    a temporary file in it, or in its nearest existing ancestor.  None if fine."""
+    base = target
+    while not os.path.lexists(base) and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        return f"cannot create {target}: {base} is not a directory"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".qcdhpc-write-probe.tmp-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in {base} ({exc.strerror or exc})"
+    return None
+
+
+def _out_problem(args, run_dir: Path, model_path: Path) -> str | None:
+    """What is wrong with the input path and --out (nothing is created), or None."""
+    ens = Path(args.ensemble)
+    if not ens.exists():
+        return f"{ens}: no such ensemble file"
+    if not ens.is_file():
+        return f"{ens} is not a regular file (an ensemble is an HDF5 file)"
+    for out in (model_path, run_dir, *(run_dir / name for name in RUN_FILES)):
+        if _same_path(out, ens):
+            return f"--out {args.out} would write {out}, which is the input ensemble {ens}"
+    ckpt = run_dir / "checkpoint.pt"
+    if os.path.lexists(model_path) and not model_path.is_file():
+        return f"--out: {model_path} exists and is not a regular file (a directory, device or broken link)"
+    if os.path.lexists(run_dir):
+        if not run_dir.is_dir():
+            return f"--out: {run_dir} exists and is not a directory (the run directory)"
+        if not _is_run_dir(run_dir):
+            return (f"--out: {run_dir} is a directory, but not a qcdhpc run directory (no checkpoint.pt, no "
+                    f"config.json of `qcdhpc train`); choose a new or empty directory")
+    if os.path.lexists(ckpt) and not ckpt.is_file():
+        return f"{ckpt} is not a qcdhpc training checkpoint (not a regular file); remove it"
+    if ckpt.exists() and not args.resume:
+        return f"{ckpt} exists: pass --resume to continue that run, or choose another --out"
+    if model_path.exists() and not ckpt.exists() and not (args.resume and args.restart_stale):
+        return (f"{model_path} exists and {ckpt} does not (nothing to resume): training would replace that "
+                f"model; delete it or choose another --out")
+    for directory in dict.fromkeys((run_dir, model_path.parent)):
+        problem = write_problem(directory)
+        if problem:
+            return f"--out: {problem}"
+    return None
+
+
 def _is_main_rank() -> bool:
     from ..diffusion.distributed import launcher
 
@@ -100,12 +228,15 @@ def _is_main_rank() -> bool:
 
 def run(args) -> int:
     from ..diffusion.train import Interrupted, TrainConfig, train
-    from ..io.ensemble import open_ensemble
+    from ..io.containers import open_container
 
-    if args.max_configs is not None and args.max_configs < 1:
-        return _refuse(args, "--max-configs must be >= 1")
+    problem = _option_problem(args)
+    run_dir, model_path = out_paths(args.out)
+    problem = problem or _out_problem(args, run_dir, model_path)
+    if problem:
+        return _refuse(args, problem)
     try:
-        with open_ensemble(args.ensemble) as ens:
+        with open_container(args.ensemble, kinds=("fields", "samples")) as ens:
             n = len(ens) if args.max_configs is None else min(args.max_configs, len(ens))
             data = ens.configs[:n]
             attrs = ens.attrs
@@ -113,19 +244,24 @@ def run(args) -> int:
         return _refuse(args, str(exc))
     if data.ndim != 3:
         return _refuse(args, f"{args.ensemble}: /configs has shape {data.shape}, need (n, L0, L1)")
+    if n < 1:
+        return _refuse(args, f"{args.ensemble}: no configurations to train on")
+    bad = [f"L{i} = {L}" for i, L in enumerate(data.shape[1:]) if args.depth >= L.bit_length() or L % 2 ** args.depth]
+    if bad:
+        m = f"2**{args.depth}" + (f" = {2 ** args.depth}" if args.depth <= 30 else "")
+        return _refuse(args, f"--depth {args.depth}: the lattice extents must be multiples of {m}, but "
+                             f"{', '.join(bad)} (use a smaller --depth)")
     meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
             "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
-    if not (0 < args.zero_mode_weight < float("inf")):
-        return _refuse(args, f"--zero-mode-weight must be positive and finite (got {args.zero_mode_weight})")
     sde_params = {}
     if args.sigma_max is not None:
-        if args.sde != "ve":
-            return _refuse(args, "--sigma-max/--sigma-min apply to the VE SDE only")
-        if not (0 < args.sigma_min < args.sigma_max < float("inf")):
-            return _refuse(args, f"need 0 < --sigma-min < --sigma-max (got {args.sigma_min}, {args.sigma_max})")
         from ..diffusion.sde import VESDE
 
-        sde_params = VESDE.from_sigma_range(args.sigma_min, args.sigma_max).params()
+        sigma_min = 0.01 if args.sigma_min is None else args.sigma_min
+        try:
+            sde_params = VESDE.from_sigma_range(sigma_min, args.sigma_max).params()
+        except ValueError as exc:
+            return _refuse(args, f"--sigma-min/--sigma-max: {exc}")
     config = TrainConfig(sde=args.sde, sde_params=sde_params, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
                          global_context=args.global_context, zero_mode_weight=args.zero_mode_weight,
                          z2_equivariant=args.z2_equivariant,
@@ -134,7 +270,6 @@ def run(args) -> int:
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,
                          translate=args.translate, seed=args.seed, amp=args.amp,
                          checkpoint_every=args.checkpoint_every, device=args.device)
-    run_dir, model_path = out_paths(args.out)
     try:
         summary = train(data, config, run_dir, resume=args.resume, progress=not args.quiet, meta=meta,
                         model_path=model_path, restart_stale=args.restart_stale)

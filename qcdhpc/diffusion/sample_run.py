@@ -24,6 +24,7 @@ from ..run.signals import Interrupted
 
 KIND = "diffusion-samples"
 OUT_DTYPE = np.float32
+LIVE_LAYERS = 6  # activations alive at once in a no_grad U-Net pass (input, skip connections, output)
 
 
 def sha256(path) -> str:
@@ -55,12 +56,36 @@ class SampleRun(SegmentedRun):
                      "batch": int(batch), "seed": int(seed), "denoise": bool(denoise), "snr": float(snr),
                      "ode_method": ode_method, "device": device.type}
         self.nbatch = -(-int(n) // int(batch))
+        self._check_resources()
         if self.nbatch < self.comm.size:
             raise ValueError(f"{self.nbatch} batch(es) for {self.comm.size} MPI ranks: every rank needs "
                              "at least one; use a smaller --batch or fewer ranks")
         self.time_s = 0.0
         self.drawn = 0
         self.prepare()
+
+    def _check_resources(self) -> None:
+        """A batch's activations and the output file must fit (else torch dies mid-run, or the disk
+        fills after hours).  Activations: a U-Net level l holds ~channels·2^l maps of V/4^l sites,
+        ~2·channels·V numbers per layer summed over levels; under no_grad ~LIVE_LAYERS are alive."""
+        from ..run import resources
+
+        V = int(np.prod(self.site_shape))
+        B = min(self.opts["batch"], self.opts["n"])
+        channels = int(self.cfg.get("channels", 32) or 32)
+        per_batch = B * V * 4 * (2 * channels * LIVE_LAYERS + 8)
+        where = "GPU" if self.device.type == "cuda" else "host"
+        if self.device.type == "cuda":
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if per_batch > 0.9 * free:
+                raise ValueError(f"a batch of {B} samples needs about {resources.human(per_batch)} of GPU "
+                                 f"memory, {resources.human(free)} is free: use a smaller --batch")
+        else:
+            resources.check_fits(ranks.local_size() * per_batch,
+                                 f"a {where} batch of {B} samples of {self.site_shape} (use a smaller --batch)")
+        resources.check_disk(self.out, self.opts["n"] * V * np.dtype(OUT_DTYPE).itemsize, "the samples file")
 
     # -- SegmentedRun interface ---------------------------------------------------------------
     def params(self) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 
 MU0, SIGMA0 = 1.0, 0.25
 ORDERS = (2, 4, 6, 8)
+FORMAT = "qcdhpc.toy-cumulants"  # the table's "format" key (tables written before it: "exact" + "rows")
 
 
 def moments_to_cumulants(mu: np.ndarray) -> np.ndarray:
@@ -116,12 +117,15 @@ def hardware() -> dict:
 def cumulant_table(out=None, sdes=("ve", "vp"), print_table: bool = True, **kwargs) -> dict:
     """The seeds' 'Comparison of the two schemes' table: exact, data, and one row per SDE.
     kwargs go to run_double_gaussian; the JSON is written atomically to `out` if given."""
+    unknown = [s for s in sdes if s not in ("ve", "vp")]
+    if not sdes or unknown:
+        raise ValueError(f"sdes must be a non-empty selection of ve, vp (got {tuple(sdes)!r})")
     t0 = time.perf_counter()
     n_train, seed = kwargs.get("n_train", 100_000), kwargs.get("seed", 0)
     data = sample_double_gaussian(n_train, seed)
     rows = [{"name": "Data", "sde": None, "cumulants": cumulants(data)}]
     rows += [run_double_gaussian(s, data=data, **kwargs) for s in sdes]
-    result = {"exact": exact_cumulants(), "rows": rows, "mu0": MU0, "sigma0": SIGMA0,
+    result = {"format": FORMAT, "exact": exact_cumulants(), "rows": rows, "mu0": MU0, "sigma0": SIGMA0,
               "total_time_s": round(time.perf_counter() - t0, 1), "hardware": hardware()}
     if print_table:
         print(format_table(result))
@@ -132,6 +136,18 @@ def cumulant_table(out=None, sdes=("ve", "vp"), print_table: bool = True, **kwar
 
         atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     return result
+
+
+def is_cumulant_table(path) -> bool:
+    """Whether `path` holds a table cumulant_table wrote (so --out may replace it)."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            obj = json.loads(f.read(16 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(obj, dict) and (obj.get("format") == FORMAT or {"exact", "rows"} <= obj.keys())
 
 
 def format_table(result: dict) -> str:

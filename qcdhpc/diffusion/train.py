@@ -11,7 +11,7 @@ the data order of epoch e depends only on (seed, e) (DistributedSampler), the tr
 torch.Generator whose state is checkpointed, and the learning rate on the global step only.
 SIGTERM/SIGUSR1/SIGINT (Slurm's time-limit warning, scancel, Ctrl-C) stop the run at the end of the
 current epoch: checkpoint.pt is written (whatever checkpoint_every says) and `Interrupted` is raised
-(CLI exit 75, qcdhpc.interrupt): rerun with resume=True to continue.  Epochs are the unit because the
+(CLI exit 75, qcdhpc.run.signals): rerun with resume=True to continue.  Epochs are the unit because the
 checkpoint is per epoch; a signal's lead time must cover one epoch plus the checkpoint write.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..interrupt import EXIT_INTERRUPTED, SignalCatcher
+from ..run.signals import EXIT_INTERRUPTED, SignalCatcher
 from . import distributed
 from .ema import EMA
 from .losses import dsm_loss
@@ -68,6 +70,30 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """ValueError naming the first option out of range (before any work: an `epochs=0` run would
+        otherwise write an untrained model, a bad seed fail after the network was built)."""
+        ints = {"epochs": 1, "batch": 1, "warmup": 0, "checkpoint_every": 1}
+        ints.update({"channels": 1, "depth": 0, "n_res": 1} if self.net == "unet" else {"hidden": 1, "n_layers": 1})
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
+        if self.net not in ("unet", "mlp"):
+            raise ValueError(f"net must be unet or mlp (got {self.net!r})")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be positive and finite (got {self.lr})")
+        if not 0 <= self.grad_clip <= math.inf:  # 0 (or inf) disables clipping; NaN is refused
+            raise ValueError(f"grad_clip must be >= 0 (0 disables clipping; got {self.grad_clip})")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
+        if not 0 < self.zero_mode_weight < math.inf:
+            raise ValueError(f"zero_mode_weight must be positive and finite (got {self.zero_mode_weight})")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2**63) (got {self.seed!r})")
+        if self.amp not in ("none", "bf16", "fp16"):
+            raise ValueError(f"amp must be none, bf16 or fp16 (got {self.amp!r})")
 
 
 class Interrupted(RuntimeError):
@@ -133,6 +159,52 @@ def _check_prior_width(x_all: torch.Tensor, sde, zero_mean: bool) -> None:
                       f"Use the VE SDE with --sigma-max ≳ {3 * alpha1 * p_max ** 0.5:.3g}", stacklevel=3)
 
 
+# what torch.load(weights_only=True) raises on a file that is not a (complete) torch file: random bytes
+# (UnpicklingError, KeyError/IndexError/UnicodeDecodeError from the legacy format's header), a zero-byte
+# file (EOFError), a truncated zip (RuntimeError from the zip reader, OSError from a seek past its end)
+_TORCH_LOAD_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, OSError, KeyError, IndexError, ValueError)
+_CHECKPOINT_TYPES = {"config": dict, "data_shape": list, "epoch": int, "step": int, "model": dict, "ema": dict,
+                     "optimizer": dict, "scaler": dict, "rng": list, "torch_rng": torch.Tensor, "log": list}
+
+
+def _load_checkpoint(path: Path, dev) -> dict:
+    """checkpoint.pt, checked to have the structure _train writes; ValueError saying why not."""
+    what = f"{path} is not a qcdhpc training checkpoint"
+    if not path.is_file():
+        raise ValueError(f"{what} (not a regular file)")
+    try:
+        ck = torch.load(path, map_location=dev, weights_only=True)
+    except _TORCH_LOAD_ERRORS as exc:
+        if isinstance(exc, pickle.UnpicklingError):  # torch's own text advises weights_only=False: no
+            reason = "not a torch file of tensors and plain data"
+        else:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else "empty or truncated file"
+        raise ValueError(f"{what} (unreadable: {type(exc).__name__}: {reason})") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"{what} (a {type(ck).__name__}, not a dict)")
+    missing = [k for k in _CHECKPOINT_TYPES if k not in ck]
+    if missing:
+        raise ValueError(f"{what} (no {', '.join(missing)})")
+    wrong = [k for k, t in _CHECKPOINT_TYPES.items() if not isinstance(ck[k], t) or (t is int and isinstance(ck[k], bool))]
+    ema = ck["ema"]
+    if not wrong and not (isinstance(ema.get("shadow"), dict) and {"decay", "num_updates"} <= ema.keys()):
+        wrong = ["ema"]
+    if not wrong and not all(isinstance(r, torch.Tensor) for r in ck["rng"]):
+        wrong = ["rng"]
+    if wrong:
+        raise ValueError(f"{what} (wrong type of {', '.join(wrong)})")
+    return ck
+
+
+def _weights_mismatch(ck: dict, model_state: dict) -> str | None:
+    """Why the checkpoint's model/EMA weights cannot be loaded into this network, or None."""
+    for name, state in (("model", ck["model"]), ("ema", ck["ema"]["shadow"])):
+        if state.keys() != model_state.keys() or any(
+                not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape for k, v in model_state.items()):
+            return f"its {name} weights do not match the network of these options"
+    return None
+
+
 def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
           meta: dict | None = None, model_path=None, restart_stale: bool = False) -> dict:
     """Train a score model on `data` (n, *site_shape); returns a summary dict (rank 0's view).
@@ -150,6 +222,7 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
            model_path, sig: SignalCatcher, restart_stale: bool = False) -> dict:
     model_path = Path(model_path) if model_path is not None else out_dir / "model.pt"
     ckpt_path = out_dir / "checkpoint.pt"
+    config.check()
     info = distributed.setup(config.device)
     dev = info.device
     x_all = _data_tensor(data)
@@ -164,7 +237,11 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     model, sde = build_model(cfg, site_shape, sigma_data=max(stats["rms"], 1e-8))
     cfg["sde_params"] = sde.params()  # resolved defaults, so model.pt is self-describing
     with torch.no_grad():  # shape check (e.g. L not divisible by 2**depth): a clear error before any work
-        model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
+        try:
+            model.backbone(torch.zeros(1, *site_shape), torch.full((1,), 0.5))
+        except RuntimeError as exc:  # a shape torch's layers reject (ValueError: ours, already clear)
+            raise ValueError(f"the {config.net} network does not fit data of site shape {site_shape} "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     # Z₂ as the data's symmetry (augmentation or an odd score): μ = 0, the data Z₂-symmetrised
     z2_symmetric = config.z2 or config.z2_equivariant
     if model.baseline is not None:  # μ, P(k) from the training data, before the EMA copies the buffers
@@ -188,38 +265,57 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, "
                               f"or choose another output directory")
-    diff = []
+    diff, foreign = [], None
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        defaults = TrainConfig().to_dict()  # options added after the checkpoint was written
-        diff = [f"{k}: {ck['config'].get(k, defaults.get(k))!r} (checkpoint) vs {v!r} (now)"
-                for k, v in cfg.items()
-                if k not in _RESUMABLE_CHANGES and ck["config"].get(k, defaults.get(k)) != v]
-        if ck["data_shape"] != [n, *site_shape]:
-            diff.append(f"data shape {ck['data_shape']} vs {[n, *site_shape]}")
-        elif "data_stats" in ck and ck["data_stats"] != stats:  # same shape, other configurations
-            diff.append(f"data statistics {ck['data_stats']} vs {stats}")
-    if resume and ckpt_path.exists() and diff:
+        try:
+            ck = _load_checkpoint(ckpt_path, dev)
+        except ValueError as exc:
+            foreign = str(exc)
+        else:
+            defaults = TrainConfig().to_dict()  # options added after the checkpoint was written
+            diff = [f"{k}: {ck['config'].get(k, defaults.get(k))!r} (checkpoint) vs {v!r} (now)"
+                    for k, v in cfg.items()
+                    if k not in _RESUMABLE_CHANGES and ck["config"].get(k, defaults.get(k)) != v]
+            if ck["data_shape"] != [n, *site_shape]:
+                diff.append(f"data shape {ck['data_shape']} vs {[n, *site_shape]}")
+            elif "data_stats" in ck and ck["data_stats"] != stats:  # same shape, other configurations
+                diff.append(f"data statistics {ck['data_stats']} vs {stats}")
+            if not diff and _weights_mismatch(ck, model.state_dict()):
+                foreign = f"{ckpt_path}: {_weights_mismatch(ck, model.state_dict())}"
+            if not diff and not foreign and int(ck["epoch"]) > config.epochs:
+                raise ValueError(f"{ckpt_path} has already trained {int(ck['epoch'])} epochs, more than the "
+                                 f"{config.epochs} asked for: pass epochs >= {int(ck['epoch'])} (--epochs) "
+                                 f"to resume it, or choose another output directory")
+    if foreign and not restart_stale:
+        raise ValueError(f"{foreign}; delete it, or pass restart_stale=True (--restart-stale) to move it to "
+                         f"checkpoint.stale.pt and start over")
+    if resume and ckpt_path.exists() and (diff or foreign):
         if not restart_stale:
-            raise ValueError(f"{ckpt_path}: cannot resume with different options/data: " + "; ".join(diff))
+            raise ValueError(f"{ckpt_path}: cannot resume with different options/data: " + "; ".join(diff)
+                             + "; pass restart_stale=True (--restart-stale) to move it aside and start over")
         distributed.barrier(info)  # every rank has read the old checkpoint before it is moved
         if info.is_main:
             ckpt_path.replace(ckpt_path.with_name("checkpoint.stale.pt"))
-            warnings.warn(f"{ckpt_path} was written with different options/data ({'; '.join(diff)}): "
-                          f"moved to checkpoint.stale.pt, training starts over", stacklevel=2)
+            why = foreign or f"{ckpt_path} was written with different options/data ({'; '.join(diff)})"
+            warnings.warn(f"{why}: moved to checkpoint.stale.pt, training starts over", stacklevel=2)
         distributed.barrier(info)
     elif resume and ckpt_path.exists():
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        scaler.load_state_dict(ck["scaler"])
         rng = ck["rng"]
-        if len(rng) == info.world_size:
-            gen.set_state(rng[info.rank].cpu())
-        elif info.is_main:
+        try:  # the structure was checked: this fails only for a hand-made or damaged checkpoint
+            model.load_state_dict(ck["model"])
+            ema.load_state_dict(ck["ema"])
+            opt.load_state_dict(ck["optimizer"])
+            scaler.load_state_dict(ck["scaler"])
+            if len(rng) == info.world_size:
+                gen.set_state(rng[info.rank].cpu())
+            torch.set_rng_state(ck["torch_rng"].cpu())
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            raise ValueError(f"{ckpt_path}: its states do not fit the network and optimiser of these options "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); delete it "
+                             f"to start over") from None
+        if len(rng) != info.world_size and info.is_main:
             warnings.warn(f"checkpoint was written by {len(rng)} ranks, now {info.world_size}: "
                           "training noise re-seeded (the run stays valid but is not bit-identical)")
-        torch.set_rng_state(ck["torch_rng"].cpu())
         start_epoch, step, log = int(ck["epoch"]), int(ck["step"]), list(ck["log"])
 
     if info.is_main:

@@ -25,22 +25,24 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def check_writable_dir(directory: Path, what: str) -> None:
-    """The directory exists or can be created, and a file can be created in it."""
+    """The directory exists or can be created, and files can be created in it.  Probed with a
+    temporary file in the directory, or in its nearest existing ancestor when it does not exist yet
+    (nothing is created on a refusal: the directories are made when the result is written)."""
     directory = Path(directory)
-    probe = None
+    probe_in = directory
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise ValueError(f"{what}: {probe_in} is not a directory, so {directory} cannot be created")
+    probe = probe_in / f".qcdhpc-write-probe-{os.getpid()}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if not directory.is_dir():
-            raise ValueError(f"{what}: {directory} is not a directory")
-        probe = directory / f".qcdhpc-write-probe-{os.getpid()}"
         with open(probe, "wb"):
             pass
     except OSError as exc:
-        raise ValueError(f"{what}: cannot write in {directory} ({exc.strerror or exc})") from None
+        raise ValueError(f"{what}: cannot write in {probe_in} ({exc.strerror or exc})") from None
     finally:
-        if probe is not None:
-            with contextlib.suppress(OSError):
-                probe.unlink()
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def check_output(out, *, inputs=(), replace: bool = True, is_ours=None, what: str = "--out",
