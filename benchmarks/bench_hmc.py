@@ -163,9 +163,10 @@ def main(argv=None) -> int:
     K = None
     if "kernel" in args.impl:
         try:
-            from qcdhpc import _kernels as K
+            from qcdhpc import kernels
+            from qcdhpc.kernels import phi4 as K
 
-            K.set_num_threads(args.threads)
+            kernels.set_num_threads(args.threads)
         except ImportError as exc:
             print(f"warning: kernel not importable ({exc}); timing the baselines only", file=sys.stderr)
             args.impl = [i for i in args.impl if i != "kernel"]

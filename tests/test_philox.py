@@ -86,3 +86,81 @@ def test_streams_independent_of_batching():
     full = K.fill_normal(np.empty((4, 8, 8)), seed=11, chain_offset=0, traj=3)
     part = K.fill_normal(np.empty((2, 8, 8)), seed=11, chain_offset=2, traj=3)
     np.testing.assert_array_equal(full[2:], part)
+
+
+# ------------------------------------------------------------- Metropolis ---
+# The decision is  dH <= 0  or  log_positive(u) < -dH  with qcdhpc's own log (csrc/include/qcdhpc/
+# mc/metropolis.h), so that host and device decide with the same bits.  It must be the textbook rule
+# u < exp(-dH) except where the two sides agree to rounding.
+
+from qcdhpc import _qcdhpc_cpu as raw  # noqa: E402
+
+
+def our_log(x):
+    out = np.empty_like(x)
+    raw.mc.log_positive(x, out)
+    return out
+
+
+def our_decision(dH, u):
+    out = np.empty(dH.shape, np.uint8)
+    raw.mc.metropolis_accept(np.ascontiguousarray(dH, np.float64), np.ascontiguousarray(u, np.float64), out)
+    return out.astype(bool)
+
+
+def test_log_positive_matches_libm():
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(0, 1, 200_000), np.exp(rng.uniform(-700, 700, 200_000)),
+                        ((np.arange(1, 20001) + 0.5) * 2.0**-53)])  # the smallest Metropolis uniforms
+    rel = np.abs(our_log(x) - np.log(x)) / np.maximum(np.abs(np.log(x)), 1e-300)
+    ulp = np.abs(our_log(x) - np.log(x)) / np.spacing(np.abs(np.log(x)))
+    assert ulp.max() <= 4, (ulp.max(), rel.max())
+
+
+def test_metropolis_rule_agrees_with_exp_rule():
+    rng = np.random.default_rng(12)
+    n = 1_000_000
+    dH = np.concatenate([rng.normal(0, 1, n), rng.exponential(5, n), rng.normal(0, 1e-8, n // 10),
+                         rng.uniform(0, 40, n // 10)])
+    u = ((rng.integers(0, 2**53, dH.size, dtype=np.uint64).astype(np.float64)) + 0.5) * 2.0**-53
+    ours = our_decision(dH, u)
+    textbook = (dH <= 0) | (u < np.exp(-dH))
+    differ = ours != textbook
+    # Differences only where log u and -dH agree to rounding (measure zero: none expected here).
+    near = np.abs(np.log(u) + dH) <= 1e-14 * np.maximum(1.0, np.abs(dH))
+    assert not np.any(differ & ~near)
+    assert differ.sum() <= 2, differ.sum()
+    assert 0.3 < ours.mean() < 0.9  # both outcomes well represented
+
+
+def test_metropolis_rule_on_the_boundary_and_special_values():
+    rng = np.random.default_rng(13)
+    u = rng.uniform(1e-6, 1.0, 100_000)
+    dH = -np.log(u)  # u = exp(-dH) up to rounding: the hardest cases
+    for d in (dH, np.nextafter(dH, np.inf), np.nextafter(dH, -np.inf)):
+        differ = our_decision(d, u) != ((d <= 0) | (u < np.exp(-d)))
+        gap, tol = np.abs(np.log(u) + d), 1e-14 * np.maximum(1.0, np.abs(d))
+        assert np.all(gap[differ] <= tol[differ])
+    # clear margins decide as the textbook rule
+    assert np.all(our_decision(dH * (1 - 1e-9) - 1e-12, u))
+    assert not np.any(our_decision(dH * (1 + 1e-9) + 1e-12, u))
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -1e300, 1e300])
+    got = our_decision(special, np.full(special.size, 0.5))
+    np.testing.assert_array_equal(got, [False, False, True, True, True, True, False])  # NaN rejected
+
+
+def test_kernel_decisions_follow_the_rule():
+    """Every acc of hmc_trajectories is the rule applied to its dH and the documented uniform."""
+    seed, chain0, traj0 = 17, 4, 30
+    phi = np.zeros((6, 8, 8))
+    dH, acc = K.hmc_trajectories(phi, kappa=0.25, lam=0.02, nmd=3, tau=1.2, seed=seed, chain_offset=chain0,
+                                 traj_offset=traj0, ntraj=40)
+    assert 0 < acc.mean() < 1
+    u = np.empty(dH.shape)
+    for b in range(dH.shape[0]):
+        for t in range(dH.shape[1]):
+            w = K.philox4x64_10((0, traj0 + t, 1, 0), (seed, chain0 + b))[0]
+            u[b, t] = ((w >> 11) + 0.5) * 2.0**-53
+            assert raw.mc.accept_uniform(seed, chain0 + b, traj0 + t) == u[b, t]
+    np.testing.assert_array_equal(acc.astype(bool), our_decision(dH.ravel(), u.ravel()).reshape(dH.shape))
+    np.testing.assert_array_equal(acc.astype(bool), (dH <= 0) | (u < np.exp(-dH)))

@@ -1,9 +1,12 @@
-// CPU backend: the HMC stages of phi4_hmc_impl.h compiled with OpenMP loops.
+// CPU backend of the phi^4 family: the HMC stages of qcdhpc/phi4/hmc_stages.h
+// compiled with OpenMP loops, plus the CPU's scheduling of a batch (lane blocks,
+// chains to threads).  Threads and devices: runtime_cpu.cpp.
 #define QCDHPC_BACKEND cpu
 #include <algorithm>
 
-#include "qcdhpc/backend_api.h"
-#include "qcdhpc/phi4_hmc_impl.h"
+#include "qcdhpc/core/runtime.h"
+#include "qcdhpc/phi4/backend_api.h"
+#include "qcdhpc/phi4/hmc_stages.h"
 #include "phi4_lanes.h"
 
 namespace qcdhpc {
@@ -51,28 +54,8 @@ void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, dou
   }
 }
 
-QCDHPC_INSTANTIATE(float)
-QCDHPC_INSTANTIATE(double)
-
-void set_num_threads(int n) {
-#if defined(_OPENMP)
-  omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
-
-int get_num_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-int device_count() { return 1; }
-
-void device_synchronize() {}
+QCDHPC_INSTANTIATE_PHI4(float)
+QCDHPC_INSTANTIATE_PHI4(double)
 
 }  // namespace cpu
 }  // namespace qcdhpc

@@ -6,14 +6,14 @@
 // unaligned neighbour loads -- on a 32 x 32 lattice those cost about half of the
 // chain-contiguous layout's MD instructions (docs/architecture.md, "CPU lanes").
 //
-// Only the loop order and the memory layout differ from phi4_hmc_impl.h: every
+// Only the loop order and the memory layout differ from phi4/hmc_stages.h: every
 // number is computed by the same QCD_HD functions (phi4::kicked_momentum,
-// phi4::drifted_field, phi4::action_density, normal4, accept_uniform) with the
-// same operands in the same order, including the fixed 8-way summation order of
-// phi4::row_energy.  A chain therefore gets the same bits whether it ran in a
+// phi4::drifted_field, phi4::energy_density, mc::normal4, mc::metropolis_accept)
+// with the same operands in the same order, including the fixed 8-way summation
+// order of core/reductions.h (ordered_sum8).  A chain therefore gets the same bits whether it ran in a
 // lane block, alone, or on the GPU; tests/test_phi4_kernels.py checks this.
 //
-// Include after qcdhpc/phi4_hmc_impl.h (with QCDHPC_BACKEND cpu), whose stages it reuses.
+// Include after qcdhpc/phi4/hmc_stages.h (with QCDHPC_BACKEND cpu), whose stages it reuses.
 #pragma once
 
 namespace qcdhpc {
@@ -39,7 +39,7 @@ inline void fill_normal_lanes(Real* __restrict out, int64_t V, uint64_t seed, ui
 #pragma omp simd
     for (int64_t c = 0; c < W; ++c) {
       double g0, g1, g2, g3;
-      normal4(seed, chain0 + uint64_t(c), traj, purpose, uint64_t(blk), g0, g1, g2, g3);
+      mc::normal4(seed, chain0 + uint64_t(c), traj, purpose, uint64_t(blk), g0, g1, g2, g3);
       o[c] = Real(g0);
       o[W + c] = Real(g1);
       o[2 * W + c] = Real(g2);
@@ -49,7 +49,7 @@ inline void fill_normal_lanes(Real* __restrict out, int64_t V, uint64_t seed, ui
   // The last, partial block when 4 does not divide V (as fill_normal).
   for (int64_t c = 0; c < W && V % 4; ++c) {
     double g[4];
-    normal4(seed, chain0 + uint64_t(c), traj, purpose, uint64_t(nfull), g[0], g[1], g[2], g[3]);
+    mc::normal4(seed, chain0 + uint64_t(c), traj, purpose, uint64_t(nfull), g[0], g[1], g[2], g[3]);
     for (int64_t k = 0; k < V - 4 * nfull; ++k) out[(4 * nfull + k) * W + c] = Real(g[k]);
   }
 }
@@ -101,7 +101,7 @@ inline void for_each_site(const Real* __restrict in, phi4::Lattice lat, F f) {
   }
 }
 
-// p += h_kick F(phi_in); phi_out = phi_in + h_drift p  (as phi4_hmc_impl.h's kick_drift).
+// p += h_kick F(phi_in); phi_out = phi_in + h_drift p  (as phi4/hmc_stages.h's kick_drift).
 template <class Real, int64_t W>
 inline void kick_drift(const Real* __restrict in, Real* __restrict out, Real* __restrict mom,
                        phi4::Lattice lat, phi4::ForceCoeffs<Real> k, Real h_drift) {
@@ -120,9 +120,11 @@ inline void kick(const Real* __restrict in, Real* __restrict mom, phi4::Lattice 
   });
 }
 
-// Per-lane energy sum_x [s(x) (+ p(x)^2/2)] in phi4::row_energy's order: within a
-// row, partial sum k takes the sites x1 = k mod 8 in increasing x1; the eight
-// partial sums combine in a fixed tree; rows add in increasing x0 from 0.0.
+// Per-lane energy sum_x [s(x) (+ p(x)^2/2)] in the order of core/reductions.h
+// (ordered_sum8 within a row, row_chain_sums over rows), vectorised across the
+// lanes: within a row, partial sum k takes the sites x1 = k mod 8 in increasing
+// x1; the eight partial sums combine in ordered_sum8's tree; rows add in
+// increasing x0 from 0.0.
 template <class Real, int64_t W, bool kWithMomentum>
 inline void energy(const Real* __restrict phi, const Real* __restrict mom, phi4::Lattice lat,
                    double kappa, double lam, double* out) {
@@ -138,9 +140,8 @@ inline void energy(const Real* __restrict phi, const Real* __restrict mom, phi4:
       double* a = acc[x1 % 8];
 #pragma omp simd
       for (int64_t c = 0; c < W; ++c) {
-        double e = phi4::action_density(phi[s + c], phi[d + c], phi[r + c], kappa, lam);
-        if (kWithMomentum) e += 0.5 * double(mom[s + c]) * double(mom[s + c]);
-        a[c] += e;
+        a[c] += phi4::energy_density<kWithMomentum>(phi[s + c], phi[d + c], phi[r + c],
+                                                     mom[s + c], kappa, lam);
       }
     }
 #pragma omp simd
@@ -183,14 +184,14 @@ void hmc_block(Real* phi, int64_t n, phi4::Lattice lat, double kappa, double lam
 
   for (int64_t k = 0; k < ntraj; ++k) {
     const uint64_t t = traj0 + uint64_t(k);
-    fill_normal_lanes<Real, W>(mom, V, seed, chain0, t, kRngMomentum);
+    fill_normal_lanes<Real, W>(mom, V, seed, chain0, t, mc::kRngMomentum);
     energy<Real, W, true>(cur, mom, lat, kappa, lam, h0);
 
-    // MD with the integrators' one schedule (phi4_hmc_impl.h), on lane blocks; nmd >= 1
+    // MD with the integrators' one schedule (mc/md_schedule.h), on lane blocks; nmd >= 1
     // (checked by the bindings), so the end is in work[w ^ 1] below.
     const Real* src = cur;
     int w = 0;
-    md_schedule(
+    mc::md_schedule(
         integrator, eps, nmd,
         [&](double dt_kick, double dt_drift) {
           kick_drift<Real, W>(src, work[w], mom, lat, phi4::ForceCoeffs<Real>(kappa, lam, dt_kick),
@@ -205,7 +206,7 @@ void hmc_block(Real* phi, int64_t n, phi4::Lattice lat, double kappa, double lam
     bool any = false;
     for (int64_t c = 0; c < W; ++c) {
       const double d = h1[c] - h0[c];
-      const bool a = metropolis_accept(d, seed, chain0 + uint64_t(c), t);
+      const bool a = mc::metropolis_accept(d, seed, chain0 + uint64_t(c), t);
       if (c < n) {
         dH[c * ld + k] = d;
         acc[c * ld + k] = a ? 1 : 0;

@@ -1,9 +1,12 @@
-// CUDA backend: the same HMC stages of phi4_hmc_impl.h, each parallel_for a
-// grid-stride kernel.  Built with --fmad=false so that device arithmetic
-// rounds exactly as the host's (no fused multiply-adds), see docs/architecture.md.
+// CUDA backend of the phi^4 family: the same HMC stages of
+// qcdhpc/phi4/hmc_stages.h, each parallel_for a grid-stride kernel.  Built with
+// --fmad=false so that device arithmetic rounds exactly as the host's (no
+// fused multiply-adds but the explicit fmadd calls), see docs/architecture.md.
+// Devices, synchronisation and the scratch-memory pool: runtime_cuda.cpp.
 #define QCDHPC_BACKEND cuda
-#include "qcdhpc/backend_api.h"
-#include "qcdhpc/phi4_hmc_impl.h"
+#include "qcdhpc/core/runtime.h"
+#include "qcdhpc/phi4/backend_api.h"
+#include "qcdhpc/phi4/hmc_stages.h"
 
 namespace qcdhpc {
 namespace cuda {
@@ -18,22 +21,8 @@ void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, dou
                          dH, acc, ntraj);
 }
 
-QCDHPC_INSTANTIATE(float)
-QCDHPC_INSTANTIATE(double)
-
-void set_num_threads(int) {}
-int get_num_threads() { return 1; }
-
-void device_synchronize() { synchronize(); }
-
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no device/driver" error
-    return 0;
-  }
-  return n;
-}
+QCDHPC_INSTANTIATE_PHI4(float)
+QCDHPC_INSTANTIATE_PHI4(double)
 
 }  // namespace cuda
 }  // namespace qcdhpc

@@ -9,16 +9,17 @@ namespace qcdhpc {
 namespace dlpack {
 
 enum DeviceType : int32_t { kCPU = 1, kCUDA = 2, kCUDAHost = 3, kCUDAManaged = 13 };
-enum TypeCode : uint8_t { kInt = 0, kUInt = 1, kFloat = 2, kBfloat = 4, kBool = 6 };
+// kComplex: two floats of bits/2 each, real part first (complex64: bits 64, complex128: 128).
+enum TypeCode : uint8_t { kInt = 0, kUInt = 1, kFloat = 2, kBfloat = 4, kComplex = 5, kBool = 6 };
 
 struct Device {
   int32_t device_type;
-  int32_t device_id;
+  int32_t device_id;  // e.g. the GPU index of a tensor on cuda:1
 };
 
 struct DataType {
   uint8_t code;
-  uint8_t bits;
+  uint8_t bits;  // of one element (one lane); a complex element counts both parts
   uint16_t lanes;
 };
 

@@ -65,9 +65,9 @@ def start_description(params: HMCParams) -> str:
 
 def numerics_version() -> int:
     """The compiled φ⁴ kernels' arithmetic version (csrc/include/qcdhpc/phi4/version.h)."""
-    from .. import _kernels as K  # the native module: imported only where it is needed
+    from ..kernels import phi4 as kernels  # the native module: imported only where it is needed
 
-    return int(K.NUMERICS_VERSION)
+    return int(kernels.NUMERICS_VERSION)
 
 
 def _numpy(x) -> np.ndarray:
@@ -94,7 +94,7 @@ class HMCRun(SegmentedRun):
     lockstep = True
 
     def __init__(self, params: HMCParams, out, *, checkpoint_every: int = 100, **kwargs):
-        from .. import _kernels as K
+        from ..kernels import available_devices
 
         super().__init__(out, **kwargs)
         self.p = params
@@ -104,9 +104,9 @@ class HMCRun(SegmentedRun):
         if params.nchains < self.comm.size:
             raise ValueError(f"nchains ({params.nchains}) < number of MPI ranks ({self.comm.size}): "
                              "every rank needs at least one chain")
-        if params.device not in K.available_devices():
+        if params.device not in available_devices():
             raise ValueError(f"device {params.device!r} is not available (this build has: "
-                             f"{', '.join(K.available_devices())})")
+                             f"{', '.join(available_devices())})")
         resources.check_fits(memory_estimate(params, ranks.local_size(), self.comm.size),
                              f"an ensemble of {params.nchains} chains of {params.L[0]}x{params.L[1]} "
                              f"{params.dtype} on {self.comm.size} rank(s)")
@@ -150,7 +150,7 @@ class HMCRun(SegmentedRun):
         return phi, int(attrs["traj_end"]), common + 1
 
     def work(self, store, comm, sig) -> None:
-        from .. import _kernels as K
+        from ..kernels import phi4 as K
 
         p = self.p
         c0, c1 = ranks.split_range(p.nchains, comm.size, comm.rank)

@@ -32,30 +32,30 @@ class MPIUnavailable(RuntimeError):
 
 
 # Per-node rank variables of the common launchers (Slurm srun, Open MPI, MPICH/Hydra, PMIx).
-_LOCAL_RANK_VARS = ("SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
-                    "PMIX_LOCAL_RANK")
+LOCAL_RANK_VARIABLES = ("SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                        "PMIX_LOCAL_RANK")
 _LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "PMIX_LOCAL_SIZE",
                     "SLURM_NTASKS_PER_NODE")
 
 
-def _first_int(names) -> int | None:
+def _first_int(names, env) -> int | None:
     for var in names:
-        value = os.environ.get(var, "")
+        value = env.get(var, "").strip()
         if value.isdigit():
             return int(value)
     return None
 
 
-def local_rank() -> int | None:
-    """This process's rank on its node as the launcher announces it (None: not launched by MPI)."""
-    return _first_int(_LOCAL_RANK_VARS) if launcher_size() > 1 else None
+def local_rank(environ=None) -> int | None:
+    """The node-local rank set by the launcher (srun, mpirun, mpiexec), None outside one."""
+    return _first_int(LOCAL_RANK_VARIABLES, os.environ if environ is None else environ)
 
 
 def local_size() -> int:
     """Ranks sharing this node (1 when unknown): memory estimates are per node."""
     if launcher_size() <= 1:
         return 1
-    return _first_int(_LOCAL_SIZE_VARS) or 1
+    return _first_int(_LOCAL_SIZE_VARS, os.environ) or 1
 
 
 def torch_device(kind: str):

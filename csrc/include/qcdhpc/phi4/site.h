@@ -5,10 +5,11 @@
 // with periodic boundaries.  The force is F(x) = -dS/dphi(x):
 //   F(x) = 2 kappa sum_mu [phi(x+mu) + phi(x-mu)] - 2 (1 - 2 lambda) phi(x) - 4 lambda phi(x)^3.
 // This header is the one place these formulas live; the CPU and CUDA drivers
-// and the Python bindings all reach them through phi4_hmc_impl.h.
+// reach them through the stages (phi4/hmc_stages.h) and the CPU lane blocks
+// (csrc/cpu/phi4_lanes.h).  Pure QCD_HD math: no launches, no memory.
 #pragma once
 
-#include "config.h"
+#include "../core/config.h"
 
 namespace qcdhpc {
 namespace phi4 {
@@ -68,29 +69,14 @@ QCD_INLINE double action_density(double f, double fwd0, double fwd1, double kapp
   return -2.0 * kappa * f * (fwd0 + fwd1) + (1.0 - 2.0 * lambda) * f2 + lambda * f2 * f2;
 }
 
-// sum over one row of s(x) (+ p(x)^2/2 if mom is given), in double.
-// Eight interleaved partial sums combined in a fixed tree: the summation order
-// is part of the definition, so a vectorising CPU compiler and a GPU thread
-// add in exactly the same order and get the same bits.
-template <class Real, bool kWithMomentum>
-QCD_INLINE double row_energy(const Real* mid, const Real* down, const Real* mom, int64_t L1,
-                             double kappa, double lambda) {
-  constexpr int kLanes = 8;
-  double acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t x = 0;
-  for (; x + kLanes <= L1 - 1; x += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      double e = action_density(mid[x + k], down[x + k], mid[x + k + 1], kappa, lambda);
-      if (kWithMomentum) e += 0.5 * double(mom[x + k]) * double(mom[x + k]);
-      acc[k] += e;
-    }
-  }
-  for (; x < L1; ++x) {  // remainder, and the last site whose forward neighbour wraps
-    double e = action_density(mid[x], down[x], mid[x + 1 == L1 ? 0 : x + 1], kappa, lambda);
-    if (kWithMomentum) e += 0.5 * double(mom[x]) * double(mom[x]);
-    acc[x % kLanes] += e;
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+// The HMC energy density p(x)^2/2 + s(x) of a site (kWithMomentum) or the
+// action density s(x) alone, in double.  Summed over a row in the fixed order
+// of core/reductions.h (ordered_sum8) by every driver.
+template <bool kWithMomentum, class Real>
+QCD_INLINE double energy_density(Real f, Real fwd0, Real fwd1, Real p, double kappa, double lambda) {
+  double e = action_density(f, fwd0, fwd1, kappa, lambda);
+  if (kWithMomentum) e += 0.5 * double(p) * double(p);
+  return e;
 }
 
 }  // namespace phi4

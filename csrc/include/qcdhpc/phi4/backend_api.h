@@ -1,12 +1,14 @@
-// Declarations of the entry points each backend (cpu, cuda) compiles from
-// phi4_hmc_impl.h.  The pybind11 layer (csrc/python/bindings.h) sees only these.
+// Declarations of the phi^4 entry points each backend (cpu, cuda) compiles from
+// phi4/hmc_stages.h.  The pybind11 layer (csrc/python/phi4_bindings.h) sees
+// only these and core/runtime.h; host code, no CUDA headers.
 #pragma once
 
 #include <cstdint>
 
-#include "phi4.h"
+#include "site.h"
+#include "version.h"
 
-#define QCDHPC_DECLARE_BACKEND(NS)                                                                \
+#define QCDHPC_DECLARE_PHI4(NS)                                                                   \
   namespace qcdhpc {                                                                              \
   namespace NS {                                                                                  \
   template <class Real>                                                                           \
@@ -24,18 +26,15 @@
   void hmc_trajectories(Real* phi, int64_t B, phi4::Lattice lat, double kappa, double lam,        \
                         int64_t nmd, double tau, int integrator, uint64_t seed, uint64_t chain0,  \
                         uint64_t traj0, int64_t ntraj, double* dH, uint8_t* acc);                 \
-  void set_num_threads(int n);                                                                    \
-  void device_synchronize();                                                                      \
-  int get_num_threads();                                                                          \
-  int device_count();                                                                             \
   }                                                                                               \
   }
 
-QCDHPC_DECLARE_BACKEND(cpu)
-QCDHPC_DECLARE_BACKEND(cuda)
+QCDHPC_DECLARE_PHI4(cpu)
+QCDHPC_DECLARE_PHI4(cuda)
 
-// Explicit instantiation of every templated entry point for one precision.
-#define QCDHPC_INSTANTIATE(Real)                                                                  \
+// Explicit instantiation of every templated phi^4 entry point for one precision
+// (inside namespace qcdhpc::<backend>, in the backend's translation unit).
+#define QCDHPC_INSTANTIATE_PHI4(Real)                                                             \
   template void fill_normal<Real>(Real*, int64_t, int64_t, uint64_t, uint64_t, uint64_t,          \
                                   uint64_t);                                                      \
   template void action<Real>(const Real*, int64_t, phi4::Lattice, double, double, double*);        \

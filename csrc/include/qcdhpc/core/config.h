@@ -1,8 +1,9 @@
-// Portability macros shared by every math header.
+// Portability macros and exact arithmetic shared by every math header.
 //
 // QCD_HD marks functions that are compiled for both host and device: the same
 // source line is what the OpenMP driver and the CUDA kernel execute, so the CPU
 // test suite exercises the code that a GPU runs (see docs/architecture.md).
+// Numerics versions are per family (e.g. phi4/version.h), not here.
 #pragma once
 
 #include <cstdint>
@@ -18,15 +19,6 @@
 #define QCD_INLINE QCD_HD inline
 
 namespace qcdhpc {
-
-// Version of the kernels' per-chain arithmetic: bumped whenever a chain's bits
-// change for the same (seed, chain, trajectory, start field) -- new operations
-// or a new order of them in any HMC stage.  A checkpointed run records it and
-// refuses to resume under another value (qcdhpc/phi4/ensemble.py), because the
-// continued chain could not equal an unbroken one.
-//   1: up to 2026-11-30
-//   2: fused multiply-adds in kick, drift and Box-Muller (fmadd below)
-constexpr int kNumericsVersion = 2;
 
 // a * b + c with one rounding (IEEE 754 fusedMultiplyAdd).  The operation is
 // exactly specified, so CUDA's fma and the host's give the same bits -- unlike

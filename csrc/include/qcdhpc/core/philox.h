@@ -8,7 +8,9 @@
 //
 // Streams: a draw is addressed by (key, counter) alone, so the same numbers come
 // out on CPU and GPU, on any MPI rank, after any restart.  How qcdhpc assigns
-// keys and counters is written once in docs/conventions.md ("Random numbers").
+// keys and counters is mc/streams.h (and docs/conventions.md, "Random numbers");
+// this header is the generator and the exactly reproducible math on its words:
+// uniforms, log, sincos(2 pi u), Box-Muller.
 #pragma once
 
 #include "config.h"
@@ -102,7 +104,8 @@ QCD_INLINE double bits_double(uint64_t b) {
 #endif
 }
 
-// Natural log of a positive normal double.  x = m 2^e with m in [sqrt(1/2),
+// Natural log of a positive normal double (what Box-Muller and the Metropolis
+// test, mc/metropolis.h, use: the same bits on host and device).  x = m 2^e with m in [sqrt(1/2),
 // sqrt(2)); log m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s = (m-1)/(m+1),
 // |s| <= 0.1716, so eleven terms reach 1e-17 relative.
 QCD_INLINE double log_positive(double x) {
@@ -174,27 +177,6 @@ QCD_INLINE void box_muller(uint64_t wa, uint64_t wb, double& ga, double& gb) {
   sincos_2pi(uniform_open01(wb), s, c);
   ga = r * c;
   gb = r * s;
-}
-
-// What each counter word means in qcdhpc (docs/conventions.md):
-//   key     = (seed, global chain index)
-//   counter = (block, trajectory, purpose, 0)
-enum RngPurpose : uint64_t { kRngMomentum = 0, kRngAccept = 1 };
-
-// Four N(0,1) numbers for block `blk` of a chain's sites (sites 4blk..4blk+3).
-// Scalars out, not an array: an array would keep the host compiler from
-// vectorising loops whose lanes are chains (phi4_lanes.h).
-QCD_INLINE void normal4(uint64_t seed, uint64_t chain, uint64_t traj, uint64_t purpose,
-                        uint64_t blk, double& g0, double& g1, double& g2, double& g3) {
-  const Philox4x64 w = philox4x64_10(Philox4x64{{blk, traj, purpose, 0}}, seed, chain);
-  box_muller(w.v[0], w.v[1], g0, g1);
-  box_muller(w.v[2], w.v[3], g2, g3);
-}
-
-// The Metropolis uniform of one trajectory of one chain.
-QCD_INLINE double accept_uniform(uint64_t seed, uint64_t chain, uint64_t traj) {
-  const Philox4x64 w = philox4x64_10(Philox4x64{{0, traj, kRngAccept, 0}}, seed, chain);
-  return uniform_open01(w.v[0]);
 }
 
 }  // namespace qcdhpc

@@ -6,20 +6,16 @@
 //
 // Compiled by a host compiler it is an OpenMP loop; compiled by nvcc it is a
 // grid-stride CUDA kernel.  Kernel bodies never see which: the math they call
-// lives in the QCD_HD headers.  Scratch memory comes from Buffer<T>, which is a
-// host allocation or a cudaMalloc in the same way.
+// lives in the QCD_HD headers.  Scratch memory comes from Buffer<T>
+// (device_buffer.h), a host vector or a block of the caching device pool in the
+// same way; fixed-order sums over rows and chains are in reductions.h.
 #pragma once
 
 #include "config.h"
 
-#include <cstddef>
-#include <stdexcept>
-#include <string>
-
 #if defined(__CUDACC__)
-#include <cuda_runtime.h>
+#include "cuda_check.h"
 #else
-#include <vector>
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -28,11 +24,6 @@
 namespace qcdhpc {
 
 #if defined(__CUDACC__)
-
-inline void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(err));
-}
 
 template <class F>
 __global__ void parallel_for_kernel(int64_t n, F f) {
@@ -70,24 +61,6 @@ inline void parallel_for_2d(int64_t n_outer, int64_t n_inner, F f) {
 }
 
 inline void synchronize() { cuda_check(cudaDeviceSynchronize(), "synchronize"); }
-
-template <class T>
-class Buffer {
- public:
-  explicit Buffer(size_t n) : n_(n) {
-    if (n_) cuda_check(cudaMalloc(&ptr_, n_ * sizeof(T)), "cudaMalloc");
-  }
-  ~Buffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  T* data() { return ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-  size_t n_;
-};
 
 #else  // host: OpenMP
 
@@ -164,16 +137,6 @@ QCD_FLATTEN inline void parallel_for_lattice(int64_t B, int64_t L0, int64_t L1, 
 }
 
 inline void synchronize() {}
-
-template <class T>
-class Buffer {
- public:
-  explicit Buffer(size_t n) : v_(n) {}
-  T* data() { return v_.data(); }
-
- private:
-  std::vector<T> v_;
-};
 
 #endif
 
