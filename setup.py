@@ -67,7 +67,7 @@ setup(
     packages=find_packages(include=["qcdhpc", "qcdhpc.*"]),
     package_data={"qcdhpc": ["data/*"]},
     python_requires=">=3.10",
-    install_requires=["numpy>=1.24", "h5py>=3.8", "tqdm", "pyerrors>=2.9", "scipy", "matplotlib"],
+    install_requires=["numpy>=1.24", "h5py>=3.8", "tqdm", "pyerrors>=2.9", "scipy", "matplotlib", "mpmath>=1.3"],
     # torch is an extra so that pip does not pull a multi-GB CUDA wheel for users who only run the
     # kernels; `qcdhpc[all]` is what the Makefile's requirements.txt installs (docs/dependencies.md).
     extras_require={

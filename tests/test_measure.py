@@ -1,10 +1,16 @@
 """qcdhpc measure: estimators against direct formulas and exact free-field results; Γ-method errors
-checked on AR(1) chains (τ_int and coverage); jackknife for independent samples; JSON layouts."""
+checked on AR(1) chains (τ_int and coverage); jackknife for independent samples; JSON layouts; the
+pyerrors file.
+
+The ensembles are written here with qcdhpc.io.containers (no HMC run needed): Markov chains of exact
+free-field draws, x_t = ρ x_{t−1} + √(1−ρ²) η_t with η_t ~ exp(−½φᵀKφ) — stationary, with the exact
+free-field distribution and a known autocorrelation — and a synthetic HMC history."""
 import json
 import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -12,46 +18,104 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from qcdhpc import _kernels as K
+from qcdhpc.io.atomic import atomic_h5
+from qcdhpc.io.containers import create_fields, create_history, create_samples, open_container, write_rows
 from qcdhpc.observables import correlator, distributions, errors, measure, phi4
-from qcdhpc.phi4 import HMCParams, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-NAMES = {"M", "absM", "chi2_full", "chi2", "UL", "action_density", "acceptance", "exp_minus_dH"}
-TOP = {"observables", "extras", "distributions", "n", "n_chains", "error_method", "L", "source", "params"}
+NAMES = {"M", "absM", "chi2_full", "chi2_absM_conn", "UL", "action_density", "acceptance", "exp_minus_dH"}
+TOP = {"format", "schema_version", "inputs", "theory", "pyerrors", "observables", "extras", "distributions", "n",
+       "n_chains", "error_method", "L", "source", "params"}
 
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "qcdhpc", "measure", *map(str, args)], env=ENV, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=120)
+
+
+def free_draws(rng, n, L, kappa):
+    """n exact draws of the free field S = ½φᵀKφ, K(p) = 2 − 4κ(cos p0 + cos p1): φ = F⁻¹[F(ξ)/√K]."""
+    p0, p1 = 2 * np.pi * np.arange(L[0]) / L[0], 2 * np.pi * np.arange(L[1]) / L[1]
+    Kp = 2 - 4 * kappa * (np.cos(p0)[:, None] + np.cos(p1)[None, :])
+    xi = rng.standard_normal((n, *L))
+    return np.fft.ifft2(np.fft.fft2(xi) / np.sqrt(Kp)).real
+
+
+def write_fields(path, *, L=(8, 8), nchains=3, nsave=40, therm=10, kappa=0.2, lam=0.02, rho=0.5, seed=1,
+                 history=True, theory="phi4"):
+    """A fields container: `nchains` AR(1) chains of exact free-field draws (rows trajectory-major),
+    and an HMC history with ΔH ~ N(μ, 2μ) (so ⟨e^{−ΔH}⟩ = 1 exactly), accepted with min(1, e^{−ΔH})."""
+    rng = np.random.default_rng(seed)
+    x = free_draws(rng, nchains, L, kappa)
+    cfg = np.empty((nsave, nchains, *L))
+    for t in range(nsave):
+        x = rho * x + math.sqrt(1 - rho**2) * free_draws(rng, nchains, L, kappa)
+        cfg[t] = x
+    n, ntraj = nchains * nsave, therm + nsave
+    with atomic_h5(path) as f:
+        create_fields(f, n=n, site_shape=L, dtype="float64", nchains=nchains, theory=theory,
+                      attrs={"kappa": kappa, "lam": lam, "L": list(L), "seed": seed, "nsave": nsave})
+        write_rows(f, 0, cfg.reshape(n, *L), np.tile(np.arange(nchains), nsave),
+                   np.repeat(therm + np.arange(nsave), nchains))
+        if history:
+            dH = rng.normal(0.05, math.sqrt(0.1), (nchains, ntraj))
+            g = create_history(f, "hmc", {"dH": ((nchains, ntraj), "float64"),
+                                          "accepted": ((nchains, ntraj), "uint8")}, {"n_therm": therm})
+            g["dH"][...] = dH
+            g["accepted"][...] = rng.random((nchains, ntraj)) < np.exp(-np.maximum(dH, 0))
+    return path
+
+
+def write_samples(path, configs, attrs=None, theory="phi4"):
+    """A samples container (independent generated configurations) with a sampler record."""
+    with atomic_h5(path) as f:
+        create_samples(f, n=len(configs), site_shape=configs.shape[1:], dtype=configs.dtype, theory=theory,
+                       attrs={"kappa": 0.2, "lam": 0.02, **(attrs or {})})
+        write_rows(f, 0, configs)
+        create_history(f, "sampler", attrs={"model": "test"})
+    return path
+
+
+def _history(path):
+    with open_container(path) as c:
+        h = c.history["hmc"]
+        t = h.attrs["n_therm"]
+        return h["dH"][:, t:], h["accepted"][:, t:]
 
 
 @pytest.fixture(scope="module")
 def ensembles(tmp_path_factory):
     d = tmp_path_factory.mktemp("measure")
-    paths = []
-    for seed in (1, 2):
-        p = HMCParams(L=8, kappa=0.2, lam=0.02, nchains=3, ntraj=40, therm=10, every=1, nmd=8, seed=seed)
-        generate(p, d / f"s{seed}.h5", progress=False)
-        paths.append(d / f"s{seed}.h5")
-    return paths
+    return [write_fields(d / f"s{seed}.h5", seed=seed) for seed in (1, 2)]
 
 
 @pytest.fixture(scope="module")
 def samples_file(ensembles, tmp_path_factory):
-    """A generated-samples file as a generative model would write it: no chains, no HMC history."""
+    """A legacy generated-samples file as `qcdhpc sample` wrote it before containers had kinds: one
+    "chain" and placeholder /hmc datasets, which must not be reported as HMC data."""
     path = tmp_path_factory.mktemp("gen") / "gen.h5"
-    with h5py.File(ensembles[1]) as f:
-        configs = f["configs"][()]
+    configs = _configs(ensembles[1])
     with h5py.File(path, "w") as g:
         g["configs"] = configs
-        g["chain"] = np.zeros(len(configs), np.int64)  # as `qcdhpc sample` writes: one "chain", fake history
+        g["chain"] = np.zeros(len(configs), np.int64)
         g["traj"] = np.arange(len(configs))
         g["hmc/dH"], g["hmc/accepted"] = np.zeros((1, len(configs))), np.ones((1, len(configs)), np.uint8)
         g.attrs.update(format="qcdhpc.ensemble", format_version=1, kind="diffusion-samples",
                        kappa=0.2, lam=0.02, L=[8, 8])
     return path
+
+
+def _action_by_hand(phi, kappa, lam):
+    """S of each configuration, site by site: Σ_x[−2κ Σ_μ φ(x)φ(x+μ̂) + (1−2λ)φ(x)² + λφ(x)⁴]."""
+    B, L0, L1 = phi.shape
+    S = np.zeros(B)
+    for x0 in range(L0):
+        for x1 in range(L1):
+            f = phi[:, x0, x1]
+            hop = f * phi[:, (x0 + 1) % L0, x1] + f * phi[:, x0, (x1 + 1) % L1]
+            S += -2 * kappa * hop + (1 - 2 * lam) * f**2 + lam * f**4
+    return S
 
 
 # --- estimators --------------------------------------------------------------------------------------
@@ -60,18 +124,18 @@ def test_values_match_direct_formulas(ensembles):
     res = measure.measure_files([ensembles[0]])
     assert set(res["observables"]) == NAMES and res["n"] == 120 and res["source"] == str(ensembles[0])
     assert res["params"]["kappa"] == 0.2 and res["params"]["L"] == [8, 8] and res["error_method"] == "gamma"
-    with h5py.File(ensembles[0]) as f:
-        phi, dH, acc = f["configs"][()], f["hmc/dH"][:, 10:], f["hmc/accepted"][:, 10:]
+    phi = _configs(ensembles[0])
+    dH, acc = _history(ensembles[0])
     V = 64
     M = phi.mean(axis=(1, 2))
     o = {k: v["value"] for k, v in res["observables"].items()}
     assert o["M"] == pytest.approx(M.mean(), rel=1e-12, abs=1e-15)
     assert o["absM"] == pytest.approx(np.abs(M).mean(), rel=1e-12)
     assert o["chi2_full"] == pytest.approx(V * (M**2).mean(), rel=1e-12)
-    assert o["chi2"] == pytest.approx(V * ((M**2).mean() - np.abs(M).mean() ** 2), rel=1e-10)
+    assert o["chi2_absM_conn"] == pytest.approx(V * ((M**2).mean() - np.abs(M).mean() ** 2), rel=1e-10)
     assert res["extras"]["chi2_conn"]["value"] == pytest.approx(V * ((M**2).mean() - M.mean() ** 2), rel=1e-10)
     assert o["UL"] == pytest.approx(1 - (M**4).mean() / (3 * (M**2).mean() ** 2), rel=1e-10)
-    S = K.action(np.ascontiguousarray(phi), kappa=0.2, lam=0.02)  # numpy formula == kernel action
+    S = _action_by_hand(phi, kappa=0.2, lam=0.02)  # vectorised estimator == the sum site by site
     assert o["action_density"] == pytest.approx(S.mean() / V, rel=1e-12)
     assert o["acceptance"] == pytest.approx(acc.mean(), rel=1e-12)
     assert o["exp_minus_dH"] == pytest.approx(np.exp(-dH).mean(), rel=1e-12)
@@ -83,7 +147,7 @@ def test_values_match_direct_formulas(ensembles):
     for name, v in res["observables"].items():
         assert np.isfinite(v["error"]) and v["error"] >= 0 and v["tau_int"] > 0, name
     assert res["observables"]["chi2_full"]["error"] > 0
-    e = res["observables"]["exp_minus_dH"]  # ⟨e^{-ΔH}⟩ = 1 within errors (exact HMC)
+    e = res["observables"]["exp_minus_dH"]  # ⟨e^{-ΔH}⟩ = 1 within errors (ΔH ~ N(μ, 2μ))
     assert abs(e["value"] - 1) < 4 * e["error"] + 1e-6
 
 
@@ -117,20 +181,26 @@ def _free_exact(L0, L1, kappa):
 @pytest.mark.parametrize("L", [(8, 8), (12, 6)])
 def test_free_field_exact(tmp_path, L):
     kappa = 0.2
-    path = tmp_path / "free.h5"
-    generate(HMCParams(L=L, kappa=kappa, lam=0.0, nchains=8, ntraj=1500, therm=50, nmd=8, seed=1), path,
-             progress=False)
+    path = write_fields(tmp_path / "free.h5", L=L, kappa=kappa, lam=0.0, nchains=8, nsave=1500, rho=0.5,
+                        history=False)
     res = measure.measure_file(path).result
+    assert res["error_method"] == "gamma" and res["observables"]["acceptance"] is None
     exact = _free_exact(*L, kappa)
     q = {**res["observables"], **res["extras"]}
     for name in ("chi2_full", "phi2", "action_density"):
         v, e = q[name]["value"], q[name]["error"]
         assert abs(v - exact[name]) < 3 * e, (name, v, e, exact[name])
     assert q["chi2_full"]["error"] < 0.05 * exact["chi2_full"]  # resolving: a 15% error would fail
-    assert abs(q["chi2"]["value"] - exact["chi2_full"]) > 10 * q["chi2"]["error"]  # |M|-subtracted ≠ V⟨M²⟩
+    # |M|-subtracted ≠ V⟨M²⟩; the ⟨M⟩-subtracted one is V⟨M²⟩ where ⟨M⟩ = 0
+    assert abs(q["chi2_absM_conn"]["value"] - exact["chi2_full"]) > 10 * q["chi2_absM_conn"]["error"]
+    assert abs(q["chi2_conn"]["value"] - exact["chi2_full"]) < 3 * q["chi2_conn"]["error"]
+    # AR(1) of exact draws: τ_int of M is (1+ρ)/(2(1−ρ)) = 1.5
+    assert q["M"]["tau_int"] == pytest.approx(1.5, rel=0.25)
     v, e = np.array(q["C_t"]["value"]), np.array(q["C_t"]["error"])
     assert np.all(np.abs(v - exact["C_t"]) < 3 * e), (v, e, exact["C_t"])
     assert v.sum() == pytest.approx(q["chi2_full"]["value"] / L[1], rel=1e-10)  # Σ_t C(t) = V⟨M²⟩/L1
+    conn = np.array(q["C_t_absM_conn"]["value"])  # Σ_t C_absM_conn(t) = chi2_absM_conn/L1
+    assert conn.sum() == pytest.approx(q["chi2_absM_conn"]["value"] / L[1], rel=1e-8)
     n = 3  # m_eff where C is still well measured
     v, e = np.array(q["m_eff"]["value"][:n]), np.array(q["m_eff"]["error"][:n])
     assert np.all(np.abs(v - exact["m_eff"][:n]) < 3 * e) and np.all(e < 0.1), (v, e, exact["m_eff"])
@@ -218,6 +288,30 @@ def test_samples_file_uses_jackknife(samples_file, tmp_path):
     res2 = measure.measure_file(minimal).result
     assert res2["error_method"] == "jackknife" and res2["observables"]["acceptance"] is None
     assert res2["observables"]["UL"] == pytest.approx(res["observables"]["UL"], rel=1e-12)
+    # the same configurations in a samples container, and in a fields container with one
+    # configuration per chain: independent both, same numbers
+    res3 = measure.measure_file(write_samples(tmp_path / "new.h5", _configs(samples_file))).result
+    one = tmp_path / "one_per_chain.h5"
+    with atomic_h5(one) as f:
+        create_fields(f, n=120, site_shape=(8, 8), dtype="float64", nchains=120, theory="phi4",
+                      attrs={"kappa": 0.2, "lam": 0.02})
+        write_rows(f, 0, _configs(samples_file), np.arange(120), np.zeros(120, np.int64))
+    res4 = measure.measure_file(one).result
+    for r_ in (res3, res4):
+        assert r_["error_method"] == "jackknife" and r_["observables"]["exp_minus_dH"] is None
+        for name in NAMES - {"acceptance", "exp_minus_dH"}:
+            assert r_["observables"][name]["value"] == pytest.approx(res["observables"][name]["value"], rel=1e-12)
+            assert r_["observables"][name]["error"] == pytest.approx(res["observables"][name]["error"], rel=1e-10)
+
+
+def test_markov_vs_independent_from_the_container_kind(ensembles, tmp_path):
+    """A fields file without /history/hmc is still Markov (Γ-method) and reports no HMC history; a
+    samples file is independent whatever its history holds."""
+    nohist = write_fields(tmp_path / "nohist.h5", seed=1, history=False)
+    a, b = measure.measure_file(ensembles[0]).result, measure.measure_file(nohist).result
+    assert a["error_method"] == b["error_method"] == "gamma"
+    assert a["observables"]["acceptance"] is not None and b["observables"]["acceptance"] is None
+    assert b["observables"]["chi2_full"] == a["observables"]["chi2_full"]
 
 
 # --- CLI ------------------------------------------------------------------------------------------------
@@ -241,13 +335,16 @@ def test_cli_side_by_side(ensembles, samples_file, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "train" in r.stdout and "σ gen" in r.stdout
     res = json.loads(out.read_text())
-    assert set(res) == {"ensembles", "reference", "compatibility", "distribution_distance"}
+    assert set(res) == {"format", "schema_version", "inputs", "theory", "pyerrors", "ensembles", "reference",
+                        "compatibility", "distribution_distance"}
+    assert res["inputs"] == [str(Path(p).resolve()) for p in (*ensembles, samples_file)]
+    assert res["format"] == "qcdhpc.observables" and res["schema_version"] == measure.SCHEMA_VERSION
     assert [e["label"] for e in res["ensembles"]] == ["train", "test", "gen"] and res["reference"] == "train"
     assert [e["error_method"] for e in res["ensembles"]] == ["gamma", "gamma", "jackknife"]
     assert all(set(e["observables"]) == NAMES for e in res["ensembles"])
     assert set(res["compatibility"]) == {"test", "gen"}
-    a, b = res["ensembles"][0]["observables"]["chi2"], res["ensembles"][1]["observables"]["chi2"]
-    assert res["compatibility"]["test"]["chi2"] == pytest.approx(
+    a, b = (res["ensembles"][i]["observables"]["chi2_absM_conn"] for i in (0, 1))
+    assert res["compatibility"]["test"]["chi2_absM_conn"] == pytest.approx(
         abs(a["value"] - b["value"]) / math.hypot(a["error"], b["error"]))
     assert res["compatibility"]["gen"]["acceptance"] is None
     d = res["distribution_distance"]["gen"]["M"]
@@ -286,22 +383,120 @@ def test_clear_errors(tmp_path, ensembles, samples_file):
     with h5py.File(foreign, "w") as f:
         f["x"] = 1
     r = _cli(foreign)
-    assert r.returncode == 2 and "foreign.h5: not a qcdhpc.ensemble file" in r.stderr
+    assert r.returncode == 2 and "foreign.h5: not a qcdhpc file" in r.stderr
     assert "Traceback" not in r.stderr
     r = _cli(*ensembles, "--labels", "a")
     assert r.returncode == 2 and "--labels has 1 names for 2" in r.stderr
-    p = HMCParams(L=4, kappa=0.2, lam=0.02, nchains=2, ntraj=3, therm=0, seed=1)
-    generate(p, tmp_path / "short.h5", progress=False)
+    r = _cli(*ensembles, "--labels", "a,a")
+    assert r.returncode == 2 and "distinct labels" in r.stderr
+    short = write_fields(tmp_path / "short.h5", L=(4, 4), nchains=2, nsave=3, therm=0)
     with pytest.raises(ValueError, match="needs >= 5 samples per chain"):
-        measure.measure_files([tmp_path / "short.h5"])
-    other = tmp_path / "other.h5"
-    generate(HMCParams(L=8, kappa=0.25, lam=0.02, nchains=1, ntraj=10, therm=0), other, progress=False)
+        measure.measure_files([short])
+    other = write_fields(tmp_path / "other.h5", kappa=0.25 - 1e-3, nchains=1, nsave=10, therm=0)
     with pytest.raises(ValueError, match="differ in kappa"):
         measure.measure_files([ensembles[0], other])
     with pytest.raises(ValueError, match="cannot combine independent samples with Markov chains"):
         measure.measure_files([ensembles[0], samples_file])
 
 
+def test_theory_chooses_the_observables(tmp_path, ensembles):
+    """measure takes the observable set of the container's theory attribute and refuses others."""
+    from qcdhpc.observables import theories
+
+    assert theories.observables_for("phi4") is phi4
+    for theory, reason in (("qcd", "no observables for theory 'qcd'"), (None, "names no theory")):
+        path = write_fields(tmp_path / f"{theory}.h5", nsave=5, theory=theory)
+        r = _cli(path)
+        assert r.returncode == 2 and reason in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # complex fields are a layout the φ⁴ estimators refuse (by the theory module, not a crash)
+    path = tmp_path / "complex.h5"
+    with atomic_h5(path) as f:
+        create_fields(f, n=10, site_shape=(4, 4), dtype="complex128", nchains=1, theory="phi4", attrs={})
+        write_rows(f, 0, np.ones((10, 4, 4), complex), np.zeros(10, np.int64), np.arange(10))
+    r = _cli(path)
+    assert r.returncode == 2 and "need a real field" in r.stderr
+
+
+def test_observables_do_not_import_physics_or_generators():
+    """qcdhpc.observables knows neither the φ⁴ simulation code nor how samples were made."""
+    code = ("import sys, qcdhpc.observables.measure, qcdhpc.observables.theories as t; t.observables_for('phi4'); "
+            "bad = [m for m in sys.modules if m.startswith(('qcdhpc.phi4', 'qcdhpc.diffusion', 'qcdhpc.run', "
+            "'qcdhpc._kernels', 'torch'))]; print(bad); sys.exit(bool(bad))")
+    r = subprocess.run([sys.executable, "-c", code], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- the pyerrors file ----------------------------------------------------------------------------------
+
+def _load_pyerrors(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pyerrors as pe
+    return pe, pe.input.json.load_json_dict(str(path), verbose=False, full_output=True)
+
+
+def _same_as_json(q_json, o, S):
+    if q_json is None:
+        assert o is None
+        return
+    o.gamma_method(S=S)
+    assert o.value == pytest.approx(q_json["value"], rel=1e-12, abs=1e-15)
+    assert o.dvalue == pytest.approx(q_json["error"], rel=1e-9, abs=1e-15)
+
+
+def test_pyerrors_file_loads_back_with_the_same_values_and_errors(ensembles, samples_file, tmp_path):
+    out = tmp_path / "obs.json"
+    r = _cli(*ensembles, samples_file, "--labels", "train,test,gen", "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    pe_file = tmp_path / "obs.pyerrors.json.gz"
+    assert res["pyerrors"] == pe_file.name and pe_file.exists()
+    pe, d = _load_pyerrors(pe_file)
+    assert d["description"]["format"] == "qcdhpc.observables"
+    assert d["description"]["error_method"] == {"train": "gamma", "test": "gamma", "gen": "jackknife"}
+    for e in res["ensembles"]:
+        tree = d["obsdata"]["ensembles"][e["label"]]
+        S = 2.0 if e["error_method"] == "gamma" else 0.0
+        for name, q in e["observables"].items():
+            _same_as_json(q, tree["observables"][name], S)
+        for name in ("chi2_conn", "phi2"):
+            _same_as_json(e["extras"][name], tree["observables"][name], S)
+        for name in ("C_t", "m_eff"):
+            for t, o in enumerate(tree["observables"][name]):
+                v = e["extras"][name]["value"][t]
+                _same_as_json(None if v is None else {"value": v, "error": e["extras"][name]["error"][t]}, o, S)
+        assert set(tree["primaries"]) >= {"M", "M2", "M4", "absM", "Ct", "s"}
+        if e["label"] == "train":  # correlations kept: χ₂ = V⟨M²⟩ from the primary equals the derived one
+            chi = 64 * tree["primaries"]["M2"] - tree["observables"]["chi2_full"]
+            chi.gamma_method()
+            assert abs(chi.value) < 1e-12 and chi.dvalue < 1e-12
+            assert tree["observables"]["M"].mc_names == ["train"]
+            assert tree["observables"]["acceptance"].mc_names == ["train.traj"]
+    # Obs of different files are independent (distinct pyerrors ensembles): their difference has the
+    # errors in quadrature, as the JSON's compatibility says
+    a, b = (d["obsdata"]["ensembles"][k]["observables"]["UL"] for k in ("train", "test"))
+    diff = a - b
+    diff.gamma_method(S=2)
+    assert abs(diff.value) / diff.dvalue == pytest.approx(res["compatibility"]["test"]["UL"], rel=1e-9)
+
+
+def test_pyerrors_file_of_a_single_measurement(ensembles, tmp_path):
+    out = tmp_path / "single.json"
+    r = _cli(ensembles[0], "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    _, d = _load_pyerrors(tmp_path / "single.pyerrors.json.gz")
+    for name, q in res["observables"].items():
+        _same_as_json(q, d["obsdata"]["observables"][name], 2.0)
+    assert d["obsdata"]["observables"]["M"].mc_names == ["s1"]  # the file's stem names the ensemble
+    # a rerun replaces both files (they are ours); a foreign file in the pyerrors file's place is kept
+    assert _cli(ensembles[0], "--out", out, "--quiet").returncode == 0
+    (tmp_path / "single.pyerrors.json.gz").write_text("my notes")
+    r = _cli(ensembles[0], "--out", out, "--quiet")
+    assert r.returncode == 2 and "pyerrors" in r.stderr
+    assert (tmp_path / "single.pyerrors.json.gz").read_text() == "my notes"
+
+
 def _configs(path):
-    with h5py.File(path) as f:
-        return f["configs"][()]
+    with open_container(path) as c:
+        return c.configs[()]

@@ -1,5 +1,17 @@
-"""`qcdhpc report`: the comparison report (markdown + HTML) of workflow point directories."""
+"""`qcdhpc report`: the comparison report (markdown + HTML) of workflow point directories.
+
+Refused before anything is written (exit 2, one line on stderr): a point without a readable
+observables.json of a φ⁴ `qcdhpc measure` run (truncated, malformed, missing keys), and an --out that is
+a directory, a device, an input (a point's observables.json or one of its ensembles), a file that is
+not a report qcdhpc wrote, or lies in a directory that cannot be written; likewise its HTML twin.
+"""
 from __future__ import annotations
+
+from functools import partial
+
+from .common import refuse
+
+_refuse = partial(refuse, command="report")
 
 
 def add_parser(sub) -> None:
@@ -12,14 +24,31 @@ def add_parser(sub) -> None:
     p.set_defaults(func=lambda args, parser=None: run(args), subparser=p)
 
 
-def run(args) -> int:
+def _check(args):
     from pathlib import Path
 
+    from ..report.phi4 import html_path, is_report, load_point, report_inputs
+    from ..run.outputs import check_output
+
+    for p in args.points:
+        if not Path(p).is_dir():
+            raise ValueError(f"{p} is not a point directory (POINT_DIR/observables.json)")
+        load_point(p)
+    out = Path(args.out)
+    if out.suffix.lower() in (".html", ".htm"):
+        raise ValueError(f"--out {out}: give the markdown path (REPORT.md); REPORT.html is written beside it")
+    inputs = report_inputs(args.points)
+    check_output(out, inputs=inputs, is_ours=is_report, what="--out")
+    check_output(html_path(out), inputs=inputs, is_ours=is_report, what="--out (its HTML twin)")
+
+
+def run(args) -> int:
     from ..report.phi4 import write_report
 
-    missing = [p for p in args.points if not (Path(p) / "observables.json").exists()]
-    if missing:
-        args.subparser.error(f"no observables.json in: {', '.join(missing)} (run qcdhpc measure first)")
+    try:
+        _check(args)
+    except ValueError as exc:
+        return _refuse(args, str(exc))
     md, html = write_report(args.points, args.out, title=args.title)
     print(f"report: {md}\n        {html}")
     return 0

@@ -48,6 +48,17 @@ def _option_problem(args, sdes) -> str | None:
             return f"{flag} must be >= {low} (got {value})"
     if not 0 < args.lr < math.inf:
         return f"--lr must be positive and finite (got {args.lr})"
+    from ..run.resources import check_fits
+
+    # the training set and the samples (float64 copies for the cumulants), the MLP's weights with Adam's
+    # two moments and gradients, and one batch of activations through the layers
+    weights = (args.hidden * args.hidden * max(args.n_layers - 1, 0) + 4 * args.hidden) * 4 * 4
+    activations = min(args.batch, args.n_train) * args.hidden * (args.n_layers + 2) * 4 * 3
+    try:
+        check_fits(args.n_train * 8 * 3 + args.n_samples * 8 * 3 + weights + activations,
+                   f"--n-train {args.n_train}, --n-samples {args.n_samples}, --hidden {args.hidden}")
+    except ValueError as exc:
+        return str(exc)
     if not 0 <= args.seed < 2 ** 63:
         return f"--seed must be in [0, 2**63) (got {args.seed})"
     if not sdes:

@@ -19,6 +19,17 @@ import math
 import numpy as np
 
 DEFAULT_BINS = 50
+# Peak memory per bin of one histogram on its way to the JSON: the numpy arrays of np.histogram
+# (counts, edges, density, temporaries), their Python lists (a float object and a pointer per entry,
+# copied once more by json_safe), and the indented JSON text of edges and density (built, then joined).
+# Measured: ~0.3 kB per bin and histogram; 0.5 kB leaves room for allocator slack (tests/test_measure_
+# refusals.py checks that a real run grows by less than the estimate, and by more than a fifth of it).
+BYTES_PER_BIN = 512
+
+
+def histogram_bytes(bins: int, n_histograms: int) -> int:
+    """Estimated peak memory of n_histograms histograms of `bins` bins (for resources.check_fits)."""
+    return int(BYTES_PER_BIN) * int(bins) * int(n_histograms)
 
 
 def histogram(samples, bins=DEFAULT_BINS, range=None) -> dict:

@@ -101,13 +101,8 @@ def gamma(series: dict, derive, ensemble: str, S: float = 2.0) -> dict:
     return {name: summary(o, S) for name, o in derive(gamma_means(series, ensemble)).items()}
 
 
-def jackknife(series: dict, derive) -> dict:
-    """Delete-one jackknife of derive(means) for independent samples.
-
-    series = {name: array (N,) or (N, k)} (all with the same N; replicas already concatenated: the
-    order of independent samples is irrelevant).  Every primary drops the same sample i, so ratios
-    and other nonlinear functions see the correlations between their inputs.
-    """
+def _jackknife_core(series: dict, derive):
+    """(N, full means, leave-one-out means, derive(full), derive(leave-one-out)) of `series`."""
     N = {len(v) for v in series.values()}
     if len(N) != 1:
         raise ValueError(f"jackknife: primaries of different lengths {sorted(N)}")
@@ -123,15 +118,146 @@ def jackknife(series: dict, derive) -> dict:
     with np.errstate(invalid="ignore", divide="ignore"):
         values = derive(full)
         samples = derive(loo)
-    out = {}
-    for name, v in values.items():
-        v = np.asarray(v, dtype=np.float64)
-        s = np.asarray(samples[name], dtype=np.float64)
-        err = np.sqrt((N - 1) / N * ((s - s.mean(axis=0)) ** 2).sum(axis=0))
-        tau = np.where(np.isfinite(v), TAU_INDEPENDENT, np.nan)
+    return N, full, loo, values, samples
+
+
+def _jackknife_summary(N: int, value, samples) -> dict:
+    v = np.asarray(value, dtype=np.float64)
+    s = np.asarray(samples, dtype=np.float64)
+    err = np.sqrt((N - 1) / N * ((s - s.mean(axis=0)) ** 2).sum(axis=0))
+    tau = np.where(np.isfinite(v), TAU_INDEPENDENT, np.nan)
+    if v.ndim == 0:
+        return {"value": _finite_or_nan(v), "error": _finite_or_nan(err), "tau_int": float(tau)}
+    return {"value": [_finite_or_nan(a) for a in v], "error": [_finite_or_nan(a) for a in err],
+            "tau_int": [_finite_or_nan(a) for a in tau]}
+
+
+def jackknife(series: dict, derive) -> dict:
+    """Delete-one jackknife of derive(means) for independent samples.
+
+    series = {name: array (N,) or (N, k)} (all with the same N; replicas already concatenated: the
+    order of independent samples is irrelevant).  Every primary drops the same sample i, so ratios
+    and other nonlinear functions see the correlations between their inputs.
+    """
+    N, _, _, values, samples = _jackknife_core(series, derive)
+    return {name: _jackknife_summary(N, v, samples[name]) for name, v in values.items()}
+
+
+def jackknife_obs(value, loo, ensemble: str):
+    """pe.Obs on `ensemble` carrying the delete-one jackknife samples `loo` (N,) of a quantity with
+    full-sample value `value`, as pyerrors.import_jackknife builds it (in O(N) memory): its deltas are
+    the pseudo-values N·f̄ − (N−1)·f_(i), so Obs arithmetic keeps the jackknife correlations of all
+    quantities of one ensemble, and gamma_method(S=0) gives exactly the jackknife error.
+    None where the value could not be formed (NaN)."""
+    value = float(value)
+    loo = np.asarray(loo, dtype=np.float64)
+    if not math.isfinite(value) or not np.all(np.isfinite(loo)):
+        return None
+    pe = _pe()
+    N = len(loo)
+    pseudo = loo.sum() - (N - 1) * loo
+    mean = float(pseudo.mean())
+    o = pe.Obs([pseudo - mean], [ensemble], means=[mean])
+    o._value = value  # as pe.import_jackknife: the value is f(full means), not the pseudo-value mean
+    return o
+
+
+def _as_obs_tree(x, value=None, loo=None, ensemble=None):
+    """Vector results → lists; jackknife results (value, loo) → Obs via jackknife_obs."""
+    if value is not None:
+        v = np.asarray(value, dtype=np.float64)
+        s = np.asarray(loo, dtype=np.float64)
         if v.ndim == 0:
-            out[name] = {"value": _finite_or_nan(v), "error": _finite_or_nan(err), "tau_int": float(tau)}
-        else:
-            out[name] = {"value": [_finite_or_nan(a) for a in v], "error": [_finite_or_nan(a) for a in err],
-                         "tau_int": [_finite_or_nan(a) for a in tau]}
-    return out
+            return jackknife_obs(v, s, ensemble)
+        return [jackknife_obs(v[j], s[:, j], ensemble) for j in range(v.shape[0])]
+    if isinstance(x, np.ndarray):
+        return [_as_obs_tree(e) for e in x.ravel()]
+    return x
+
+
+def jackknife_with_obs(series: dict, derive, ensemble: str) -> tuple[dict, dict, dict]:
+    """`jackknife` plus the pyerrors Obs of the primaries' means and of the derived quantities
+    ({name: Obs | [Obs | None, ...] | None}) for the pyerrors file (dump_obs)."""
+    N, full, loo, values, samples = _jackknife_core(series, derive)
+    res = {name: _jackknife_summary(N, v, samples[name]) for name, v in values.items()}
+    prim = {k: _as_obs_tree(None, full[k], loo[k], ensemble) for k in series}
+    derived = {k: _as_obs_tree(None, v, samples[k], ensemble) for k, v in values.items()}
+    return res, prim, derived
+
+
+def gamma_with_obs(series: dict, derive, ensemble: str, S: float = 2.0) -> tuple[dict, dict, dict]:
+    """`gamma` plus the Obs of the primaries' means and of the derived quantities (dump_obs)."""
+    means = gamma_means(series, ensemble)
+    derived = derive(means)
+    res = {name: summary(o, S) for name, o in derived.items()}
+    return res, {k: _as_obs_tree(v) for k, v in means.items()}, {k: _as_obs_tree(v) for k, v in derived.items()}
+
+
+# ------------------------------------------------------------------------- the pyerrors file ---
+
+OBS_FILE_MARK = "qcdhpc.observables pyerrors"  # in the description: files measure may replace
+
+
+def _plain(tree):
+    """Obs stay; numbers that are not Obs (NaN: not formed) become None; numpy arrays become lists."""
+    pe = _pe()
+    if isinstance(tree, dict):
+        return {str(k): _plain(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in tree]
+    if isinstance(tree, pe.Obs) or tree is None or isinstance(tree, str):
+        return tree
+    return None
+
+
+def dump_obs(path, obs_tree: dict, description: dict) -> None:
+    """Write `obs_tree` (nested dicts of Obs / lists of Obs) with pyerrors' dump_dict_to_json, gzipped,
+    atomically at `path` (read back with pyerrors.input.json.load_json_dict(path))."""
+    import os
+    from pathlib import Path
+
+    from ..io.atomic import atomic_path
+
+    pe = _pe()
+    text = {"mark": OBS_FILE_MARK, **description}
+    with atomic_path(path) as tmp:
+        staged = Path(f"{tmp}.json.gz")  # pyerrors appends .json.gz to names that lack it
+        try:
+            pe.input.json.dump_dict_to_json(_plain(obs_tree), str(staged), description=text, indent=0, gz=True)
+            os.replace(staged, tmp)
+        finally:
+            staged.unlink(missing_ok=True)
+
+
+def _obs_file_head(path) -> bytes | None:
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(1 << 20)  # the description precedes the Obs data
+    except (OSError, EOFError, zlib.error):
+        return None
+    ok = b'"program"' in head and b"pyerrors" in head and OBS_FILE_MARK.encode() in head
+    return head if ok else None
+
+
+def is_obs_file(path) -> bool:
+    """Whether `path` is a pyerrors file measure wrote (so a rerun may replace it)."""
+    return _obs_file_head(path) is not None
+
+
+def obs_file_sources(path) -> list | None:
+    """The input files recorded in the description of a pyerrors file measure wrote (None: unknown)."""
+    import json
+
+    head = _obs_file_head(path)
+    key = b'"sources":'
+    if head is None or key not in head:
+        return None
+    text = head[head.index(key) + len(key):].decode("utf-8", errors="replace").lstrip()
+    try:
+        sources, _ = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return None
+    return sources if isinstance(sources, list) else None

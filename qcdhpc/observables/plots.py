@@ -21,8 +21,9 @@ def _step(ax, hist: dict, label: str) -> None:
 
 
 def write_plots(results: list[dict], labels: list[str], outdir) -> list[Path]:
-    """hist_M.png (all ensembles overlaid), hist_phi.png, correlator.png (C(t) with errors, log scale),
-    m_eff.png.  `results` are the per-file JSON dicts of measure.py.  Returns the files written."""
+    """hist_M.png (all ensembles overlaid), hist_phi.png, hist_action_density.png, correlator.png (C(t)
+    with errors, log scale), m_eff.png — those whose quantities the results have.  `results` are the
+    per-file JSON dicts of measure.py.  Returns the files written."""
     plt = _plt()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,8 @@ def write_plots(results: list[dict], labels: list[str], outdir) -> list[Path]:
 
     for key, fname, xlabel in (("M", "hist_M.png", "M = (1/V) Σ φ"), ("phi", "hist_phi.png", "φ(x)"),
                                ("action_density", "hist_action_density.png", "S/V")):
+        if not any(res["distributions"].get(key) for res in results):
+            continue  # not a quantity of these files' theory (or no couplings for S/V)
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for res, lab in zip(results, labels):
             if res["distributions"].get(key):
@@ -43,6 +46,8 @@ def write_plots(results: list[dict], labels: list[str], outdir) -> list[Path]:
         written.append(outdir / fname)
 
     for key, fname, ylabel, log in (("C_t", "correlator.png", "C(t)", True), ("m_eff", "m_eff.png", "m_eff(t)", False)):
+        if not all(key in res["extras"] for res in results):
+            continue
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for i, (res, lab) in enumerate(zip(results, labels)):
             q = res["extras"][key]

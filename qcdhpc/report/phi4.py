@@ -8,42 +8,114 @@ One section per physics point (a directory written by the workflow, layout in do
     POINT/*.h5               the ensembles themselves (for pictures of configurations)
 
 The table has the seeds' columns (⟨M⟩, χ₂ = V⟨M²⟩, U_L) plus ⟨|M|⟩ and S/V, each with its error, and
-the compatibility of every row with the HMC test set in standard deviations, |a−b|/√(σa²+σb²).
+the compatibility of every row with the HMC test set in standard deviations, |a−b|/√(σa²+σb²)
+(numbers formatted by qcdhpc/observables/format.py, as in `qcdhpc measure`'s tables).
+
+`load_point` refuses (ValueError naming the file) an observables.json that is not the JSON of a φ⁴
+`qcdhpc measure` run: truncated or malformed text, another format or theory, missing keys.
 """
 from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
+
+from ..observables.format import n_sigma, sigma_text, value_error
 
 # (key in measure JSON, column title) — chi2_full is the seeds' χ₂ (docs/observables.md)
 COLUMNS = (("M", "⟨M⟩"), ("chi2_full", "χ₂ = V⟨M²⟩"), ("UL", "U_L"), ("absM", "⟨|M|⟩"),
            ("action_density", "S/V"))
 ROW_NAMES = {"hmc_train": "Training (HMC)", "hmc_test": "Testing (HMC)", "dm_samples": "Generated (DM)"}
+MEASURE_FORMAT = "qcdhpc.observables"
+MEASURE_SCHEMA = 2  # newest measure JSON this report reads (1: before the format header)
+MARK = "<!-- qcdhpc report -->"  # first line of the files we write: what --out may replace
+_LEGACY_MARK = "Errors: Γ-method with τ_int per chain"  # reports written before MARK existed
+
+
+def is_report(path) -> bool:
+    """Whether `path` is a report (markdown or HTML) this module wrote, so a rerun may replace it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return MARK in head or _LEGACY_MARK in head
+
+
+def _number(x) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _check_ensemble(ens, where: str) -> None:
+    if not isinstance(ens, dict) or not isinstance(ens.get("observables"), dict):
+        raise ValueError(f"{where} has no 'observables' object")
+    obs = ens["observables"]
+    for key, _ in COLUMNS:
+        if key not in obs:
+            raise ValueError(f"{where} lacks observables.{key} (a φ⁴ measure result has it)")
+        q = obs[key]
+        if q is not None and not (isinstance(q, dict) and _number(q.get("value")) and _number(q.get("error"))):
+            raise ValueError(f"{where}: observables.{key} is not a {{value, error}} result")
+    if not isinstance(ens.get("n"), int):
+        raise ValueError(f"{where} lacks the number of configurations 'n'")
+
+
+def load_point(point) -> dict:
+    """The measure JSON of a point directory, checked to have what the report uses."""
+    path = Path(point) / "observables.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"no observables.json in {point} (run qcdhpc measure first)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from None
+    try:
+        res = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); truncated, or not written by qcdhpc measure") from None
+    if not isinstance(res, dict):
+        raise ValueError(f"{path}: not a qcdhpc measure result (a JSON object is expected)")
+    fmt_, version = res.get("format", MEASURE_FORMAT), res.get("schema_version", 1)
+    if fmt_ != MEASURE_FORMAT:
+        raise ValueError(f"{path}: format {fmt_!r}, expected {MEASURE_FORMAT!r}")
+    if not isinstance(version, int) or not 1 <= version <= MEASURE_SCHEMA:
+        raise ValueError(f"{path}: measure schema_version {version!r} is not supported "
+                         f"(this report reads 1..{MEASURE_SCHEMA})")
+    if res.get("theory", "phi4") != "phi4":
+        raise ValueError(f"{path}: observables of theory {res.get('theory')!r}; this report is for phi4")
+    if "ensembles" in res:
+        if not isinstance(res["ensembles"], list) or not res["ensembles"]:
+            raise ValueError(f"{path}: 'ensembles' is not a non-empty list")
+        for i, ens in enumerate(res["ensembles"]):
+            _check_ensemble(ens, f"{path}: ensemble {i}")
+            if not isinstance(ens.get("label"), str):
+                raise ValueError(f"{path}: ensemble {i} has no label")
+        dist = res.get("distribution_distance", {})
+        if not isinstance(dist, dict) or not all(isinstance(v, dict) for v in dist.values()):
+            raise ValueError(f"{path}: 'distribution_distance' is not an object of objects")
+    else:
+        _check_ensemble(res, str(path))
+    return res
+
+
+def report_inputs(points) -> list[Path]:
+    """Files the report reads: each point's observables.json and the ensembles it names."""
+    files = []
+    for p in points:
+        files.append(Path(p) / "observables.json")
+        try:
+            res = json.loads(files[-1].read_text())
+            for ens in res.get("ensembles", [res]):
+                src = ens.get("source")
+                files += [Path(s) for s in (src if isinstance(src, list) else [src]) if isinstance(s, str)]
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass  # load_point says what is wrong with it
+    return files
 
 
 def fmt(value, error) -> str:
-    """value(error) with two significant digits of the error, e.g. 2.516(46)."""
-    if value is None:
-        return "—"
-    if error is None or not math.isfinite(error) or error <= 0:
-        return f"{value:.4g}"
-    digits = max(0, 1 - int(math.floor(math.log10(error))))
-    scaled = round(error * 10**digits)
-    if scaled >= 100:  # rounding carried into a third digit (e.g. 0.0996 -> 100)
-        digits -= 1
-        scaled = round(error * 10**digits)
-    if digits <= 0:  # errors >= 10: both rounded to the error's second significant digit
-        return f"{round(value, digits):.0f}({round(error, digits):.0f})"
-    return f"{value:.{digits}f}({scaled})"
-
-
-def n_sigma(a: dict | None, b: dict | None):
-    if not a or not b or a.get("value") is None or b.get("value") is None:
-        return None
-    var = (a.get("error") or 0.0) ** 2 + (b.get("error") or 0.0) ** 2
-    return abs(a["value"] - b["value"]) / math.sqrt(var) if var > 0 else None
+    """value(error) of a table cell (qcdhpc.observables.format.value_error)."""
+    return value_error(value, error)
 
 
 def _label(ens: dict) -> str:
@@ -51,30 +123,36 @@ def _label(ens: dict) -> str:
 
 
 def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 4) -> Path | None:
-    """A row of configurations from each ensemble file: what the generator draws, by eye."""
-    import h5py
+    """A row of configurations from each ensemble file: what the generator draws, by eye.  Files that
+    are gone or fail validation are left out; None when none is left."""
     import matplotlib
     import numpy as np
+
+    from ..io.containers import open_container
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = []
+    rows = []
     for ens in ensembles:
         src = ens.get("source")
         src = src[0] if isinstance(src, list) else src
-        if src and Path(src).exists():
-            files.append((_label(ens), Path(src)))
-    if not files:
+        if not (isinstance(src, str) and Path(src).exists()):
+            continue
+        try:
+            with open_container(src, kinds=("fields", "samples")) as c:
+                if len(c) == 0 or len(c.site_shape) != 2:
+                    continue
+                # evenly spread through the file (for HMC: through the Markov chain)
+                idx = [int(i) for i in (len(c) - 1) * (1 + 2 * np.arange(n_show)) // (2 * n_show)]
+                rows.append((_label(ens), [np.real(c.configs[i]) for i in idx]))
+        except (ValueError, OSError):
+            continue
+    if not rows:
         return None
-    fig, axes = plt.subplots(len(files), n_show, figsize=(1.9 * n_show, 1.9 * len(files)), squeeze=False)
-    for row, (lab, path) in enumerate(files):
-        with h5py.File(path, "r") as f:
-            cfg = f["configs"]
-            # evenly spread through the file (for HMC: through the Markov chain)
-            idx = [int(i) for i in (len(cfg) - 1) * (1 + 2 * np.arange(n_show)) // (2 * n_show)]
-            imgs = [cfg[i] for i in idx]
-        lim = max(float(abs(im).max()) for im in imgs)
+    fig, axes = plt.subplots(len(rows), n_show, figsize=(1.9 * n_show, 1.9 * len(rows)), squeeze=False)
+    for row, (lab, imgs) in enumerate(rows):
+        lim = max(float(abs(im).max()) for im in imgs) or 1.0
         for col, im in enumerate(imgs):
             ax = axes[row, col]
             ax.imshow(im, cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -83,9 +161,13 @@ def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 
             if col == 0:
                 ax.set_ylabel(lab, fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=100)
+    except OSError:  # a read-only point directory: the report goes without this figure
+        return None
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -98,7 +180,7 @@ def _relative(path: Path, base: Path) -> str:
 def point_section(point: Path, report_dir: Path) -> dict:
     """Everything the report says about one physics point, as plain data."""
     point = Path(point)
-    res = json.loads((point / "observables.json").read_text())
+    res = load_point(point)
     ensembles = res["ensembles"] if "ensembles" in res else [dict(res, label="hmc_train")]
     params = ensembles[0].get("params", {})
     test = next((e for e in ensembles if e.get("label") == "hmc_test"), None)
@@ -128,7 +210,7 @@ def _md_table(section: dict) -> list[str]:
     head = ["data set", "N"] + [t for _, t in COLUMNS] + [f"σ vs test: {t}" for _, t in COLUMNS[:3]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in section["rows"]:
-        sig = ["—" if s is None else f"{s:.1f}" for s in r["n_sigma"]]
+        sig = [sigma_text(s) for s in r["n_sigma"]]
         lines.append("| " + " | ".join([r["name"], str(r["n"]), *r["cells"], *sig]) + " |")
     return lines
 
@@ -144,7 +226,7 @@ def write_report(points, out_md, title: str = "qcdhpc φ⁴ report") -> tuple[Pa
     out_md = Path(out_md)
     report_dir = out_md.parent
     sections = [point_section(Path(p), report_dir) for p in points]
-    md = [f"# {title}", "",
+    md = [MARK, f"# {title}", "",
           "Errors: Γ-method with τ_int per chain for HMC (pyerrors), delete-one jackknife for "
           "independent DM samples. χ₂ = V⟨M²⟩, U_L = 1 − ⟨M⁴⟩/(3⟨M²⟩²) (docs/observables.md). "
           "Last columns: distance to the HMC test set in standard deviations.", ""]
@@ -158,25 +240,30 @@ def write_report(points, out_md, title: str = "qcdhpc φ⁴ report") -> tuple[Pa
         md.append("")
         for f in s["figures"]:
             md += [f"![{f['caption']}]({f['path']})", f"*{f['caption']}*", ""]
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text("\n".join(md) + "\n")
+    from ..io.atomic import atomic_write_text
+
+    atomic_write_text(out_md, "\n".join(md) + "\n")
 
     esc = html.escape
-    h = [f"<!doctype html><meta charset='utf-8'><title>{esc(title)}</title>",
+    h = [f"<!doctype html>{MARK}<meta charset='utf-8'><title>{esc(title)}</title>",
          "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
          "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
          "img{max-width:32em;margin:4px}figure{display:inline-block}</style>",
-         f"<h1>{esc(title)}</h1><p>{esc(md[2])}</p>"]
+         f"<h1>{esc(title)}</h1><p>{esc(md[3])}</p>"]
     for s in sections:
         head = ["data set", "N"] + [t for _, t in COLUMNS] + [f"σ vs test: {t}" for _, t in COLUMNS[:3]]
         h.append(f"<h2>{esc(s['name'])}</h2><p>{esc(_describe(s))}</p><table><tr>"
                  + "".join(f"<th>{esc(c)}</th>" for c in head) + "</tr>")
         for r in s["rows"]:
-            sig = ["—" if x is None else f"{x:.1f}" for x in r["n_sigma"]]
+            sig = [sigma_text(x) for x in r["n_sigma"]]
             h.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in [r["name"], r["n"], *r["cells"], *sig]) + "</tr>")
         h.append("</table>")
         for f in s["figures"]:
             h.append(f"<figure><img src='{esc(f['path'])}'><figcaption>{esc(f['caption'])}</figcaption></figure>")
-    out_html = out_md.with_suffix(".html")
-    out_html.write_text("\n".join(h) + "\n")
+    out_html = html_path(out_md)
+    atomic_write_text(out_html, "\n".join(h) + "\n")
     return out_md, out_html
+
+
+def html_path(out_md) -> Path:
+    return Path(out_md).with_suffix(".html")

@@ -81,14 +81,24 @@ def check_output(out, *, inputs=(), replace: bool = True, is_ours=None, what: st
 
 
 def is_qcdhpc_json(path) -> bool:
-    """A JSON result qcdhpc wrote (measure, toy tables, ...): an object with our markers."""
+    """A JSON result qcdhpc wrote (measure, toy tables, ...): an object whose "format" starts with
+    "qcdhpc" (read from the head of the file), or an older measure result ("observables"/"ensembles")."""
     import json
+    import re
 
     try:
         with open(path, "rb") as f:
-            head = f.read(64 << 20)
-        obj = json.loads(head)
+            head = f.read(4096)
+    except OSError:
+        return False
+    if re.match(rb'\s*\{\s*"format"\s*:\s*"qcdhpc', head):
+        return True
+    try:
+        if os.path.getsize(path) > (64 << 20):
+            return False
+        with open(path, "rb") as f:
+            obj = json.loads(f.read())
     except (OSError, ValueError):
         return False
-    return isinstance(obj, dict) and (obj.get("format", "").startswith("qcdhpc")
+    return isinstance(obj, dict) and (str(obj.get("format", "")).startswith("qcdhpc")
                                       or "observables" in obj or "ensembles" in obj)

@@ -8,6 +8,7 @@ rule measure:
         dm=f"{RESULTS}/{{point}}/dm_samples.h5",
     output:
         json=f"{RESULTS}/{{point}}/observables.json",
+        pyerrors=f"{RESULTS}/{{point}}/observables.pyerrors.json.gz",  # the Obs, for later correlated fits
         plots=directory(f"{RESULTS}/{{point}}/plots"),
     params:
         qcdhpc=QCDHPC,
