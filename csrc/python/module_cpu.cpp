@@ -9,12 +9,14 @@ constexpr int32_t kBackendDevice = qcdhpc::dlpack::kCPU;
 
 #include "core_bindings.h"
 #include "phi4_bindings.h"
+#include "cl_bindings.h"
 
 PYBIND11_MODULE(_qcdhpc_cpu, m) {
   m.doc() = "qcdhpc CPU kernels (OpenMP); see qcdhpc.kernels for the checked Python API";
   bind_core(m);
   bind_host_mc(m.def_submodule("mc", "Shared Monte Carlo math on host arrays (tests)"));
   add_family(m, "phi4", qcdhpc::phi4::kNumericsVersion, bind_phi4, "2D lattice phi^4 theory: HMC");
+  add_family(m, "cl", qcdhpc::cl::kNumericsVersion, bind_cl, "Complex Langevin: quartic model, Bose gas");
 #if defined(_OPENMP)
   m.attr("openmp") = true;
 #else

@@ -1,6 +1,7 @@
 """`qcdhpc` command line: a registry of verbs, one module per family or task.
 
     cli/phi4.py       hmc                      (φ⁴ ensembles)
+    cli/cl.py         cl                       (complex Langevin walkers)
     cli/diffusion.py  train, sample, toy-cumulants (score-based diffusion models)
     cli/measure.py    measure                  (observables of any theory)
     cli/report.py     report
@@ -24,7 +25,7 @@ from .. import __version__
 from ..run import signals
 from .common import EXIT_USAGE, refuse
 
-VERB_MODULES = ("phi4", "diffusion", "measure", "report")
+VERB_MODULES = ("phi4", "cl", "diffusion", "measure", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

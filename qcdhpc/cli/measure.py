@@ -172,6 +172,41 @@ def _check_outputs(args) -> Path | None:
     return pe_path
 
 
+def _walkers_file(args):
+    """Complex-Langevin walkers (kind `walkers`) have their own observables (observables/cl_quartic.py):
+    the exit code when the input is such a file, None otherwise."""
+    from ..io.containers import open_container
+
+    try:
+        with open_container(args.files[0]) as c:
+            if c.kind != "walkers":
+                return None
+            if len(args.files) > 1 or args.combine or args.plots:
+                return _refuse(args, "walkers files are measured one at a time (no --combine, --plots or "
+                                     "further files yet)")
+            if c.theory != "cl-quartic":
+                return _refuse(args, f"{args.files[0]}: no observables for walkers of theory {c.theory!r}")
+            from ..observables import cl_quartic
+
+            result = cl_quartic.measure_walkers(c)
+    except (ValueError, FileNotFoundError) as exc:
+        return _refuse(args, str(exc))
+    from ..observables import measure
+
+    result = measure.json_safe(measure.document(result, args.files))
+    text = json.dumps(result, indent=1, allow_nan=False)
+    if not args.out:
+        print(text)
+        return 0
+    from ..io.atomic import atomic_write_text
+
+    atomic_write_text(args.out, text + "\n")
+    if not args.quiet:
+        cl_quartic.print_table(result)
+        print(f"(wrote {args.out})")
+    return 0
+
+
 def run(args) -> int:
     from ..observables import measure
 
@@ -189,6 +224,9 @@ def run(args) -> int:
         pe_path = _check_outputs(args)
     except ValueError as exc:
         return _refuse(args, str(exc))
+    walkers = _walkers_file(args)
+    if walkers is not None:
+        return walkers
     try:
         if args.combine or len(args.files) == 1:
             name = labels[0] if labels else (Path(args.files[0]).stem if len(args.files) == 1 else "combined")

@@ -11,8 +11,9 @@ attributes.  What produced the data is recorded under ``/history/<algorithm>`` (
     samples   independent generated samples (a diffusion model, a flow):
               /configs (n, *site); /history/sampler (attributes; optional per-sample datasets of length n)
     walkers   Langevin walkers recorded along their trajectories (complex Langevin):
-              /configs (nwalkers, nrecords, *site)   /time (nwalkers, nrecords) float64
-              optional /weight (nwalkers, nrecords) float64 (Langevin-time weights of adaptive steps)
+              /configs (nwalkers, nrecords, *site)   /weight (nwalkers, nrecords) float64: the Langevin
+              time step of the update after each record (averages are Langevin-time weighted);
+              optional /time (nwalkers, nrecords) float64
     table     one row per item (a TOV star, a reconstruction):
               /columns/<name> (n, ...) each, root attribute columns (ordered names), n_rows
 
@@ -105,14 +106,15 @@ def create_samples(f, *, n: int, site_shape, dtype, theory: str | None, attrs: d
 
 
 def create_walkers(f, *, nwalkers: int, nrecords: int, site_shape, dtype, theory: str, attrs: dict,
-                   weighted: bool = False) -> None:
-    """Datasets of nwalkers Langevin walkers recorded nrecords times each."""
+                   timed: bool = False) -> None:
+    """Datasets of nwalkers Langevin walkers recorded nrecords times each (/configs, /weight, and /time
+    when `timed`)."""
     dtype = _field_dtype(dtype)
     shape = (int(nwalkers), int(nrecords), *(int(s) for s in site_shape))
     _chunked(f, "configs", shape, dtype, lead=2)
-    f.create_dataset("time", shape=shape[:2], dtype=np.float64)
-    if weighted:
-        f.create_dataset("weight", shape=shape[:2], dtype=np.float64)
+    f.create_dataset("weight", shape=shape[:2], dtype=np.float64)
+    if timed:
+        f.create_dataset("time", shape=shape[:2], dtype=np.float64)
     _root(f, "walkers", theory, attrs)
 
 
@@ -340,9 +342,10 @@ class Container:
 
     def _validate_walkers(self) -> None:
         shape = self.configs.shape[:2]
-        self._expect_shape("time", self._dataset("time", dtypes=("float64",)), shape)
-        if "weight" in self._f:
-            self._expect_shape("weight", self._dataset("weight", dtypes=("float64",)), shape)
+        self.weight = self._dataset("weight", dtypes=("float64",))
+        self._expect_shape("weight", self.weight, shape)
+        if "time" in self._f:
+            self._expect_shape("time", self._dataset("time", dtypes=("float64",)), shape)
         self._read_histories(per_item=None)
 
     def _validate_table(self) -> None:

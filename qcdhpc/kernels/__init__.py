@@ -37,7 +37,7 @@ if _cuda is not None and {str(k): int(v) for k, v in dict(_cuda.numerics_version
 __all__ = [
     "NUMERICS_VERSIONS", "cuda_built", "available_devices", "cuda_device_count", "set_num_threads",
     "get_num_threads", "philox4x64_10", "empty_cache", "cache_stats", "local_rank", "local_device_index",
-    "phi4",
+    "phi4", "cl",
 ]
 
 _DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 13: "cuda_managed"}
@@ -244,3 +244,4 @@ def on_device(x):
 
 
 from . import phi4  # noqa: E402  (the family faces use the checks above)
+from . import cl  # noqa: E402
