@@ -39,39 +39,15 @@ index a (0 ↔ φ₁, 1 ↔ φ₂), then the d lattice axes, the first of them E
 """
 from __future__ import annotations
 
-import cmath
 import math
 import numbers
 from dataclasses import dataclass
 
+from ..checks import complex_number as _complex
+from ..checks import integer as _int
+from ..checks import real as _float
+
 __all__ = ["Quartic", "BoseGas"]
-
-
-def _int(name: str, value, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{name} must be {rng}, got {value}")
-    return int(value)
-
-
-def _float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _complex(name: str, value) -> complex:
-    if isinstance(value, bool) or not isinstance(value, numbers.Complex):
-        raise ValueError(f"{name} must be a (complex) number, got {value!r}")
-    value = complex(value)
-    if not cmath.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
 
 
 def _c128(z):

@@ -27,12 +27,7 @@ def parse_complex(text: str) -> complex:
         raise ValueError(f"not a complex number: {text!r} (write e.g. 1+1j)") from None
 
 
-def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+from ..checks import integer as _int
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,8 @@ DEVICES = ("cpu", "cuda")
 STARTS = ("hot", "cold")
 
 
-def _int(name: str, value, minimum: int) -> int:
-    # bool is an Integral in Python; `--nmd True` is a bug, not 1.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
+from ..checks import integer as _int
+from ..checks import real as _float
 
 
 @dataclass(frozen=True)
