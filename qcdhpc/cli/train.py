@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .common import refuse
@@ -170,19 +169,14 @@ def _is_run_dir(path: Path) -> bool:
 
 
 def write_problem(target: Path) -> str | None:
-    """Whether `target` (a directory, existing or to be made) can be created and written in: probed with
-    a temporary file in it, or in its nearest existing ancestor.  None if fine."""
-    base = target
-    while not os.path.lexists(base) and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        return f"cannot create {target}: {base} is not a directory"
+    """Whether `target` (a directory, existing or to be made) can be created and written in (nothing is
+    created): run.outputs.check_writable_dir's reason, or None if fine."""
+    from ..run.outputs import check_writable_dir
+
     try:
-        fd, probe = tempfile.mkstemp(prefix=".qcdhpc-write-probe.tmp-", dir=base)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        return f"cannot write in {base} ({exc.strerror or exc})"
+        check_writable_dir(target, "--out")
+    except ValueError as exc:
+        return str(exc).removeprefix("--out: ")
     return None
 
 
