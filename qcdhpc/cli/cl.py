@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shlex
 
-from .common import refuse
+from .common import refuse, run_segmented
 
 VERBS = ("cl",)
 
@@ -55,16 +55,13 @@ def run_cl(args, parser=None) -> int:
     except ValueError as exc:
         return refuse(args, str(exc), "cl")
     from ..cl.langevin import QuarticCLRun
-    from ..run import ranks
 
-    comm = ranks.world()
-    try:
-        run = QuarticCLRun(params, args.out, resume=args.resume, overwrite=args.overwrite,
-                           checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
-                           progress=not args.quiet, command=shlex.join(["qcdhpc", *args.argv]), comm=comm)
-    except (ValueError, FileExistsError) as exc:
-        return refuse(args, str(exc), "cl") if comm.rank == 0 else 2
-    summary = ranks.collective(comm, run.run)
+    code, summary, comm = run_segmented(args, "cl", lambda comm: QuarticCLRun(
+        params, args.out, resume=args.resume, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=args.checkpoint_seconds, progress=not args.quiet,
+        command=shlex.join(["qcdhpc", *args.argv]), comm=comm))
+    if code is not None:
+        return code
     if comm.rank == 0 and not args.quiet:
         done = "is already complete" if summary["status"] == "complete" else "written"
         print(f"{summary['out']} {done}: {summary['walkers']} walkers x {summary['records']} records, "

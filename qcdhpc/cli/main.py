@@ -23,7 +23,7 @@ import sys
 
 from .. import __version__
 from ..run import signals
-from .common import EXIT_USAGE, refuse
+from .common import refuse
 
 VERB_MODULES = ("phi4", "cl", "diffusion", "measure", "report")
 

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import shlex
-import sys
 
-from .common import refuse
+from .common import refuse, run_segmented
 
 VERBS = ("hmc",)
 
@@ -64,16 +63,13 @@ def run_hmc(args, parser=None) -> int:
         return refuse(args, str(exc), "hmc")
 
     from ..phi4.hmc import HMCRun
-    from ..run import ranks
 
-    comm = ranks.world()
-    try:
-        run = HMCRun(params, args.out, resume=args.resume, overwrite=args.overwrite,
-                     checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
-                     progress=not args.quiet, command=shlex.join(["qcdhpc", *args.argv]), comm=comm)
-    except (ValueError, FileExistsError) as exc:
-        return refuse(args, str(exc), "hmc") if comm.rank == 0 else 2
-    summary = ranks.collective(comm, run.run)
+    code, summary, comm = run_segmented(args, "hmc", lambda comm: HMCRun(
+        params, args.out, resume=args.resume, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=args.checkpoint_seconds, progress=not args.quiet,
+        command=shlex.join(["qcdhpc", *args.argv]), comm=comm))
+    if code is not None:
+        return code
     if comm.rank == 0 and not args.quiet:
         done = "is already complete (nothing to resume)" if summary["status"] == "complete" else "written"
         print(f"{summary['out']} {done}: {summary['n']} configurations from {summary['nchains']} chains, "

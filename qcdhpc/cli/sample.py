@@ -9,12 +9,10 @@ MPI ranks split the batches.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from functools import partial
 
-from .common import refuse
+from .common import refuse, run_segmented
 
 _refuse = partial(refuse, command="sample")  # also right when run(args) is called directly
 
@@ -69,16 +67,14 @@ def run(args) -> int:
         return _refuse(args, f"--device {args.device!r}: {str(exc).splitlines()[0]}")
     if device.type == "cuda" and device.index is None:
         device = ranks.torch_device("cuda")  # MPI local rank -> GPU
-    comm = ranks.world()
-    try:
-        run = SampleRun(args.model, args.out, n=args.n, steps=args.steps, sampler=args.sampler,
-                        batch=args.batch, seed=args.seed, denoise=not args.no_denoise, snr=args.snr,
-                        ode_method=args.ode_method, device=device, resume=args.resume,
-                        overwrite=args.overwrite, progress=not args.quiet, comm=comm,
-                        command=shlex.join(["qcdhpc", *getattr(args, "argv", ["sample", args.model])]))
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        return _refuse(args, str(exc)) if comm.rank == 0 else 2
-    summary = ranks.collective(comm, run.run)
+    code, summary, comm = run_segmented(args, "sample", lambda comm: SampleRun(
+        args.model, args.out, n=args.n, steps=args.steps, sampler=args.sampler, batch=args.batch, seed=args.seed,
+        denoise=not args.no_denoise, snr=args.snr, ode_method=args.ode_method, device=device,
+        resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, comm=comm,
+        command=shlex.join(["qcdhpc", *getattr(args, "argv", ["sample", args.model])])),
+        errors=(ValueError, FileNotFoundError, FileExistsError))
+    if code is not None:
+        return code
     if comm.rank == 0 and not args.quiet:
         if summary["status"] == "complete":
             print(f"{args.out} is already complete (nothing to resume)")
