@@ -172,23 +172,24 @@ def _check_outputs(args) -> Path | None:
     return pe_path
 
 
-def _walkers_file(args):
-    """Complex-Langevin walkers (kind `walkers`) have their own observables (observables/cl_quartic.py):
-    the exit code when the input is such a file, None otherwise."""
+def _whole_container(args):
+    """Theories whose containers are measured whole (theories.py: KINDS, measure_container; e.g. the
+    complex-Langevin walkers of cl_quartic.py): the exit code when the input is such a file, else None."""
     from ..io.containers import open_container
+    from ..observables import theories
 
     try:
         with open_container(args.files[0]) as c:
-            if c.kind != "walkers":
+            if c.kind in ("fields", "samples"):
                 return None
+            theory = theories.observables_for(c.theory, args.files[0])
+            if c.kind not in getattr(theory, "KINDS", ()):
+                return _refuse(args, f"{args.files[0]}: measure has no observables for {c.kind} files of "
+                                     f"theory {c.theory!r}")
             if len(args.files) > 1 or args.combine or args.plots:
-                return _refuse(args, "walkers files are measured one at a time (no --combine, --plots or "
+                return _refuse(args, f"{c.kind} files are measured one at a time (no --combine, --plots or "
                                      "further files yet)")
-            if c.theory != "cl-quartic":
-                return _refuse(args, f"{args.files[0]}: no observables for walkers of theory {c.theory!r}")
-            from ..observables import cl_quartic
-
-            result = cl_quartic.measure_walkers(c)
+            result = theory.measure_container(c)
     except (ValueError, FileNotFoundError) as exc:
         return _refuse(args, str(exc))
     from ..observables import measure
@@ -202,7 +203,7 @@ def _walkers_file(args):
 
     atomic_write_text(args.out, text + "\n")
     if not args.quiet:
-        cl_quartic.print_table(result)
+        theory.print_table(result)
         print(f"(wrote {args.out})")
     return 0
 
@@ -224,9 +225,9 @@ def run(args) -> int:
         pe_path = _check_outputs(args)
     except ValueError as exc:
         return _refuse(args, str(exc))
-    walkers = _walkers_file(args)
-    if walkers is not None:
-        return walkers
+    whole = _whole_container(args)
+    if whole is not None:
+        return whole
     try:
         if args.combine or len(args.files) == 1:
             name = labels[0] if labels else (Path(args.files[0]).stem if len(args.files) == 1 else "combined")

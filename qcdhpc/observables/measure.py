@@ -87,6 +87,8 @@ def _read(path, prefix: str = "", bins: int = distributions.DEFAULT_BINS) -> _Fi
 
 def _read_container(c, path, prefix: str, bins: int) -> _FileData:
     theory = theories.observables_for(c.theory, path)
+    if c.kind not in getattr(theory, "KINDS", ("fields", "samples")):
+        raise ValueError(f"{path}: theory {c.theory!r} has no observables for {c.kind} files")
     attrs = {k: v for k, v in c.attrs.items() if k != "next_traj"}  # per-chain counters: noise here
     n = len(c)
     if n == 0:

@@ -14,6 +14,9 @@ A theory module provides (see phi4.py, the first one):
     DISTRIBUTIONS, FIELD_HISTOGRAM histograms {key: per-configuration primary}; key of the field's own
     COUPLINGS                 attributes that must agree for `--combine`
 
+A theory of Langevin walkers (a `walkers` container) provides instead NAME, KINDS = ("walkers",),
+measure_container(c) -> the JSON result, and print_table(result) (cl_quartic.py).
+
 To add a theory: write its module here in qcdhpc/observables and add it to THEORIES.  Nothing in this
 package may depend on how the configurations were generated.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 
-THEORIES = {"phi4": "qcdhpc.observables.phi4"}
+THEORIES = {"phi4": "qcdhpc.observables.phi4", "cl-quartic": "qcdhpc.observables.cl_quartic"}
 
 
 def known() -> tuple:
