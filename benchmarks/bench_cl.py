@@ -31,10 +31,9 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
-MALLOC_TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+from bench_hmc import MALLOC_TUNED, cpu_name, measure, reexec_with_tuned_malloc  # noqa: E402  (same directory)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,40 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def measure(run, target, repeats):
-    run(1)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        run(n)
-        dt = time.perf_counter() - t0
-        if dt >= min(0.05, target) or n >= 1 << 20:
-            break
-        n *= 4
-    nsteps = max(1, round(n * target / dt))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(nsteps)
-        times.append(time.perf_counter() - t0)
-    return nsteps, times
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if not args.plain_malloc and any(os.environ.get(k) != v for k, v in MALLOC_TUNED.items()):
-        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], {**os.environ, **MALLOC_TUNED})
+    if not args.plain_malloc:
+        reexec_with_tuned_malloc(__file__, argv)
     os.environ["OMP_NUM_THREADS"] = str(max(args.threads))  # before OpenMP starts (kernel or torch import)
     import numpy as np
     import torch
