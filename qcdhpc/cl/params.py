@@ -1,4 +1,5 @@
-"""Validated parameters of a complex-Langevin run of the quartic one-site model (pure Python, light).
+"""Validated parameters of complex-Langevin runs: the quartic one-site model and the Bose gas (pure
+Python, light).
 
 Everything is checked when the object is built, so that a bad value is refused with its reason before
 any kernel runs or any file is touched (the CLI: exit 2).
@@ -10,7 +11,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .models import Quartic
+from ..checks import integer as _int
+from .models import BoseGas, Quartic
 
 SCHEMES = ("euler", "heun")
 
@@ -27,19 +29,15 @@ def parse_complex(text: str) -> complex:
         raise ValueError(f"not a complex number: {text!r} (write e.g. 1+1j)") from None
 
 
-from ..checks import integer as _int
 
+@dataclass(frozen=True, kw_only=True)
+class LangevinParams:
+    """What every complex-Langevin run shares.  walkers: independent walkers (quartic) or lattice
+    configurations (Bose gas), over all ranks; therm: Langevin steps before recording (not kept; with
+    `adaptive` they measure ⟨K_max⟩ per walker); steps: recorded steps per walker; every: one record per
+    `every` steps; dt: the step ε (the bare step ε̄ when adaptive); scheme: euler | heun; n_y: complex-
+    noise weight N_y (0: real noise, N_x − N_y = 1); seed: Philox key word 0."""
 
-@dataclass(frozen=True)
-class QuarticCLParams:
-    """sigma, lam: the model S = σ₀z²/2 + λz⁴/4 (qcdhpc.cl.models.Quartic);
-    walkers: independent walkers (over all ranks); therm: Langevin steps before recording (not kept;
-    with `adaptive` they measure ⟨K_max⟩ per walker); steps: recorded steps per walker; every: one
-    record per `every` steps; dt: the step ε (the bare step ε̄ when adaptive); scheme: euler | heun;
-    n_y: complex-noise weight N_y (0: real noise, N_x − N_y = 1); seed: Philox key word 0."""
-
-    sigma: complex
-    lam: float
     walkers: int = 1000
     therm: int = 1000
     steps: int = 10000
@@ -50,11 +48,8 @@ class QuarticCLParams:
     adaptive: bool = False
     seed: int = 0
 
-    def __post_init__(self):
+    def _check_langevin(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        model = Quartic(self.sigma, self.lam)  # refuses λ < 0, λ = 0 with Re σ₀ <= 0, non-finite
-        set_("sigma", complex(model.sigma))
-        set_("lam", float(model.lam))
         for name, minimum in (("walkers", 1), ("therm", 0), ("steps", 1), ("every", 1)):
             set_(name, _int(name, getattr(self, name), minimum))
         if self.steps % self.every:
@@ -79,15 +74,56 @@ class QuarticCLParams:
         set_("adaptive", bool(self.adaptive))
 
     @property
-    def model(self) -> Quartic:
-        return Quartic(self.sigma, self.lam)
-
-    @property
     def nrec(self) -> int:
         """Records per walker (production only)."""
         return self.steps // self.every
 
     def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuarticCLParams(LangevinParams):
+    """The quartic one-site model S = σ₀z²/2 + λz⁴/4 (qcdhpc.cl.models.Quartic) and the Langevin
+    settings of LangevinParams."""
+
+    sigma: complex
+    lam: float
+
+    def __post_init__(self):
+        model = Quartic(self.sigma, self.lam)  # refuses λ < 0, λ = 0 with Re σ₀ <= 0, non-finite
+        object.__setattr__(self, "sigma", complex(model.sigma))
+        object.__setattr__(self, "lam", float(model.lam))
+        self._check_langevin()
+
+    @property
+    def model(self) -> Quartic:
+        return Quartic(self.sigma, self.lam)
+
+    def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["sigma"] = [self.sigma.real, self.sigma.imag]
         return d
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoseCLParams(LangevinParams):
+    """The relativistic Bose gas at chemical potential μ on an N^d lattice (qcdhpc.cl.models.BoseGas,
+    Aarts PRL 102 (2009) 131601) and the Langevin settings of LangevinParams; `walkers` counts the
+    independent lattice configurations (each starts at φ = 0)."""
+
+    N: int = 4
+    d: int = 4
+    m: float = 1.0
+    lam: float = 1.0
+    mu: float = 0.0
+
+    def __post_init__(self):
+        model = BoseGas(self.N, self.d, self.m, self.lam, self.mu)  # refuses what has no integral
+        for k in ("N", "d", "m", "lam", "mu"):
+            object.__setattr__(self, k, getattr(model, k))
+        self._check_langevin()
+
+    @property
+    def model(self) -> BoseGas:
+        return BoseGas(self.N, self.d, self.m, self.lam, self.mu)

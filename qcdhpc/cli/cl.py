@@ -1,4 +1,5 @@
-"""`qcdhpc cl`: the complex-Langevin family's verbs (walkers of the quartic one-site model)."""
+"""`qcdhpc cl`: the complex-Langevin family's verb: walkers of the quartic one-site model, or lattice
+configurations of the relativistic Bose gas at chemical potential μ."""
 from __future__ import annotations
 
 import shlex
@@ -10,17 +11,26 @@ VERBS = ("cl",)
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
-        "cl", help="complex Langevin walkers of the quartic model into an HDF5 walkers file",
-        description="Complex Langevin for S = σ₀z²/2 + λz⁴/4 (complex σ₀; seeds: σ₀ = 1+1j, λ = 1) on the "
-                    "single-source CPU/CUDA kernel: Euler or Heun, real or complex noise, optional adaptive "
-                    "step. Resumable and MPI-parallel like `hmc` (walkers split over ranks). "
-                    "`qcdhpc measure OUT.h5` gives the moments μ₂…μ₈ and cumulants κ₂…κ₈ next to exact values.")
-    p.add_argument("--model", choices=("quartic",), default="quartic", help="the action (quartic)")
-    g = p.add_argument_group("model")
+        "cl", help="complex Langevin: quartic-model walkers or Bose-gas lattices into an HDF5 walkers file",
+        description="Complex Langevin on the single-source CPU/CUDA kernel: Euler or Heun, real or complex "
+                    "noise, optional adaptive step. --model quartic: S = σ₀z²/2 + λz⁴/4 (complex σ₀; seeds: "
+                    "σ₀ = 1+1j, λ = 1), the walkers' states are recorded; `qcdhpc measure OUT.h5` gives μ₂…μ₈ "
+                    "and κ₂…κ₈ next to exact values. --model bose: the relativistic Bose gas at chemical "
+                    "potential μ on an N^d lattice (Aarts PRL 102 (2009) 131601), the density n, φ*φ and K_max "
+                    "are recorded per configuration. Resumable and MPI-parallel like `hmc` (walkers or "
+                    "configurations split over ranks).")
+    p.add_argument("--model", choices=("quartic", "bose"), default="quartic", help="the action (quartic)")
+    g = p.add_argument_group("quartic model")
     g.add_argument("--sigma", default="1+1j", help="complex σ₀, e.g. 1+1j (1+1j)")
-    g.add_argument("--lam", type=float, default=1.0, help="quartic coupling λ >= 0 (1)")
+    g.add_argument("--lam", type=float, default=1.0, help="quartic coupling λ >= 0, both models (1)")
+    g = p.add_argument_group("Bose gas")
+    g.add_argument("--N", type=int, default=4, help="lattice extent N >= 2 (4)")
+    g.add_argument("--d", type=int, default=4, help="dimensions 1..4, the first is Euclidean time (4)")
+    g.add_argument("--m", type=float, default=1.0, help="mass m >= 0 (1)")
+    g.add_argument("--mu", type=float, default=0.0, help="chemical potential μ (0)")
     g = p.add_argument_group("Langevin")
-    g.add_argument("--walkers", type=int, default=10000, help="independent walkers, over all ranks (10000)")
+    g.add_argument("--walkers", type=int, default=None,
+                   help="independent walkers (quartic, 10000) or configurations (bose, 16), over all ranks")
     g.add_argument("--therm", type=int, default=1000, help="steps before recording (1000)")
     g.add_argument("--steps", type=int, default=20000, help="recorded steps per walker, a multiple of --every (20000)")
     g.add_argument("--every", type=int, default=10, help="one record every k steps (10)")
@@ -46,17 +56,23 @@ def add_parsers(sub) -> None:
 
 
 def run_cl(args, parser=None) -> int:
-    from ..cl.params import QuarticCLParams, parse_complex
+    from ..cl.params import BoseCLParams, QuarticCLParams, parse_complex
 
+    common = dict(therm=args.therm, steps=args.steps, every=args.every, dt=args.dt, scheme=args.scheme,
+                  n_y=args.n_y, adaptive=args.adaptive, seed=args.seed)
     try:
-        params = QuarticCLParams(sigma=parse_complex(args.sigma), lam=args.lam, walkers=args.walkers,
-                                 therm=args.therm, steps=args.steps, every=args.every, dt=args.dt,
-                                 scheme=args.scheme, n_y=args.n_y, adaptive=args.adaptive, seed=args.seed)
+        if args.model == "quartic":
+            params = QuarticCLParams(sigma=parse_complex(args.sigma), lam=args.lam,
+                                     walkers=10000 if args.walkers is None else args.walkers, **common)
+        else:
+            params = BoseCLParams(N=args.N, d=args.d, m=args.m, lam=args.lam, mu=args.mu,
+                                  walkers=16 if args.walkers is None else args.walkers, **common)
     except ValueError as exc:
         return refuse(args, str(exc), "cl")
-    from ..cl.langevin import QuarticCLRun
+    from ..cl.langevin import BoseCLRun, QuarticCLRun
 
-    code, summary, comm = run_segmented(args, "cl", lambda comm: QuarticCLRun(
+    Run = QuarticCLRun if args.model == "quartic" else BoseCLRun
+    code, summary, comm = run_segmented(args, "cl", lambda comm: Run(
         params, args.out, resume=args.resume, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds, progress=not args.quiet,
         command=shlex.join(["qcdhpc", *args.argv]), comm=comm))
@@ -64,6 +80,7 @@ def run_cl(args, parser=None) -> int:
         return code
     if comm.rank == 0 and not args.quiet:
         done = "is already complete" if summary["status"] == "complete" else "written"
-        print(f"{summary['out']} {done}: {summary['walkers']} walkers x {summary['records']} records, "
+        what = "walkers" if args.model == "quartic" else "configurations"
+        print(f"{summary['out']} {done}: {summary['walkers']} {what} x {summary['records']} records, "
               f"{summary['n_runaway']} ran away")
     return 0

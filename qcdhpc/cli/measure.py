@@ -46,6 +46,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--errors", choices=("auto", "gamma", "jackknife"), default="auto",
                    help="error method: auto = Γ-method for Markov chains, jackknife for independent samples")
     p.add_argument("--bins", type=int, default=50, help="histogram bins (50)")
+    p.add_argument("--extrapolate-dt", action="store_true",
+                   help="complex Langevin: fit the runs of FILES (same model, different fixed steps ε) to "
+                        "O₀ + c ε^p (p = 1 Euler, 2 Heun) and report O₀ = the ε → 0 limit")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     p.set_defaults(func=lambda args, parser=None: run(args), subparser=p)
 
@@ -180,20 +183,42 @@ def _whole_container(args):
 
     try:
         with open_container(args.files[0]) as c:
-            if c.kind in ("fields", "samples"):
-                return None
-            theory = theories.observables_for(c.theory, args.files[0])
-            if c.kind not in getattr(theory, "KINDS", ()):
+            kind, theory_name = c.kind, c.theory
+            theory = None
+            if c.kind not in ("fields", "samples") or theory_name in theories.THEORIES:
+                theory = theories.observables_for(c.theory, args.files[0])
+            if theory is None or not hasattr(theory, "measure_container"):
+                return None  # per-configuration primaries (φ⁴ fields and samples)
+            if c.kind not in theory.KINDS:
                 return _refuse(args, f"{args.files[0]}: measure has no observables for {c.kind} files of "
                                      f"theory {c.theory!r}")
-            if len(args.files) > 1 or args.combine or args.plots:
-                return _refuse(args, f"{c.kind} files are measured one at a time (no --combine, --plots or "
-                                     "further files yet)")
-            result = theory.measure_container(c)
+        if args.combine:
+            return _refuse(args, f"{kind} files of theory {theory_name!r} are not combined (--combine); "
+                                 "measure them one at a time, or several runs of different steps with --extrapolate-dt")
+        if len(args.files) > 1 and not args.extrapolate_dt:
+            return _refuse(args, f"{kind} files of theory {theory_name!r} are measured one at a time, or "
+                                 "several with --extrapolate-dt (runs that differ only in the step)")
+        if args.extrapolate_dt and not hasattr(theory, "extrapolate"):
+            return _refuse(args, f"theory {theory_name!r} has no ε → 0 extrapolation")
+        results = []
+        for path in args.files:
+            with open_container(path) as c:
+                if c.theory != theory_name or c.kind not in theory.KINDS:
+                    return _refuse(args, f"{path}: holds {c.kind} data of theory {c.theory!r}, the first file "
+                                         f"{kind} of {theory_name!r}")
+                results.append(theory.measure_container(c))
+        result = theory.extrapolate(results) if args.extrapolate_dt else results[0]
     except (ValueError, FileNotFoundError) as exc:
         return _refuse(args, str(exc))
     from ..observables import measure
 
+    if args.plots:
+        from ..observables.cl_diagnostics import plot_diagnostics
+
+        for path, r in zip(args.files, results):
+            plot_diagnostics(r, args.plots, Path(path).stem)
+        if hasattr(theory, "plot"):
+            theory.plot(result, args.plots, Path(args.files[0]).stem)
     result = measure.json_safe(measure.document(result, args.files))
     text = json.dumps(result, indent=1, allow_nan=False)
     if not args.out:
@@ -228,6 +253,8 @@ def run(args) -> int:
     whole = _whole_container(args)
     if whole is not None:
         return whole
+    if args.extrapolate_dt:
+        return _refuse(args, "--extrapolate-dt applies to complex-Langevin walkers files only")
     try:
         if args.combine or len(args.files) == 1:
             name = labels[0] if labels else (Path(args.files[0]).stem if len(args.files) == 1 else "combined")

@@ -11,8 +11,11 @@ attributes.  What produced the data is recorded under ``/history/<algorithm>`` (
     samples   independent generated samples (a diffusion model, a flow):
               /configs (n, *site); /history/sampler (attributes; optional per-sample datasets of length n)
     walkers   Langevin walkers recorded along their trajectories (complex Langevin):
-              /configs (nwalkers, nrecords, *site)   /weight (nwalkers, nrecords) float64: the Langevin
-              time step of the update after each record (averages are Langevin-time weighted);
+              /weight (nwalkers, nrecords) float64: the Langevin time step of the update after each
+              record (averages are Langevin-time weighted); and what was recorded, at least one of
+              /configs (nwalkers, nrecords, *site): the states (one-site models), and
+              /observables/<name> (nwalkers, nrecords): per-record measurements, when the states are
+              too large to keep (lattice fields; schema 2; root attribute site_shape);
               optional /time (nwalkers, nrecords) float64
     table     one row per item (a TOV star, a reconstruction):
               /columns/<name> (n, ...) each, root attribute columns (ordered names), n_rows
@@ -32,7 +35,7 @@ import numpy as np
 
 FORMAT = "qcdhpc"
 KINDS = ("fields", "samples", "walkers", "table")
-SCHEMA_VERSION = {"fields": 2, "samples": 2, "walkers": 1, "table": 1}
+SCHEMA_VERSION = {"fields": 2, "samples": 2, "walkers": 2, "table": 1}
 LEGACY_FORMAT = "qcdhpc.ensemble"  # format_version 1: before containers had kinds
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: large enough for throughput, small enough for per-chain reads
 REAL = ("float32", "float64")
@@ -106,16 +109,23 @@ def create_samples(f, *, n: int, site_shape, dtype, theory: str | None, attrs: d
 
 
 def create_walkers(f, *, nwalkers: int, nrecords: int, site_shape, dtype, theory: str, attrs: dict,
-                   timed: bool = False) -> None:
-    """Datasets of nwalkers Langevin walkers recorded nrecords times each (/configs, /weight, and /time
-    when `timed`)."""
-    dtype = _field_dtype(dtype)
+                   timed: bool = False, observables: dict | None = None, states: bool = True) -> None:
+    """Datasets of nwalkers Langevin walkers recorded nrecords times each: /weight, /configs (the states;
+    not when `states` is False), /observables/<name> for {name: dtype} in `observables`, and /time when
+    `timed`."""
     shape = (int(nwalkers), int(nrecords), *(int(s) for s in site_shape))
-    _chunked(f, "configs", shape, dtype, lead=2)
+    if not states and not observables:
+        raise ValueError("a walkers container records the states, observables, or both")
+    if states:
+        _chunked(f, "configs", shape, _field_dtype(dtype), lead=2)
     f.create_dataset("weight", shape=shape[:2], dtype=np.float64)
+    if observables:
+        g = f.create_group("observables")
+        for name, odt in observables.items():
+            g.create_dataset(name, shape=shape[:2], dtype=np.dtype(odt))
     if timed:
         f.create_dataset("time", shape=shape[:2], dtype=np.float64)
-    _root(f, "walkers", theory, attrs)
+    _root(f, "walkers", theory, {**attrs, "site_shape": [int(s) for s in site_shape]})
 
 
 def create_table(f, *, columns: dict, n_rows: int, theory: str | None, attrs: dict) -> None:
@@ -251,6 +261,10 @@ class Container:
         self.columns: dict = {}
         if self.kind == "table":
             return self._validate_table()
+        self.observables: dict = {}
+        if self.kind == "walkers" and "configs" not in self._f and "observables" in self._f:
+            self.configs = None  # observables only (schema 2)
+            return self._validate_walkers()
         self.configs = self._dataset("configs", ndim_min=2,
                                      dtypes=FIELD_DTYPES)
         n = self.configs.shape[0]
@@ -341,9 +355,22 @@ class Container:
             self.history[name] = h
 
     def _validate_walkers(self) -> None:
-        shape = self.configs.shape[:2]
+        import h5py
+
         self.weight = self._dataset("weight", dtypes=("float64",))
-        self._expect_shape("weight", self.weight, shape)
+        if self.weight.ndim != 2:
+            raise ValueError(f"{self.path}: /weight has shape {self.weight.shape}, expected (nwalkers, nrecords)")
+        shape = self.weight.shape
+        if self.configs is not None:
+            self._expect_shape("weight", self.weight, self.configs.shape[:2])
+        g = self._f.get("observables")
+        if g is not None:
+            if not isinstance(g, h5py.Group):
+                raise ValueError(f"{self.path}: /observables is not a group")
+            for name in g:
+                d = self._dataset(f"observables/{name}")
+                self._expect_shape(f"observables/{name}", d, shape)
+                self.observables[name] = d
         if "time" in self._f:
             self._expect_shape("time", self._dataset("time", dtypes=("float64",)), shape)
         self._read_histories(per_item=None)
@@ -369,10 +396,19 @@ class Container:
     def __len__(self) -> int:
         if self.kind == "table":
             return int(self.attrs["n_rows"])
+        if self.configs is None:
+            return self.weight.shape[0]
         return self.configs.shape[0]
 
     @property
+    def nrecords(self) -> int:
+        """Records per walker (walkers containers)."""
+        return int(self.weight.shape[1])
+
+    @property
     def site_shape(self) -> tuple:
+        if self.configs is None:
+            return tuple(self.attrs.get("site_shape") or ())
         return tuple(self.configs.shape[2:] if self.kind == "walkers" else self.configs.shape[1:])
 
     def iter_chunks(self, rows: int | None = None):

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import importlib
 
-THEORIES = {"phi4": "qcdhpc.observables.phi4", "cl-quartic": "qcdhpc.observables.cl_quartic"}
+THEORIES = {"phi4": "qcdhpc.observables.phi4", "cl-quartic": "qcdhpc.observables.cl_quartic",
+            "cl-bose": "qcdhpc.observables.cl_bose"}
 
 
 def known() -> tuple:
