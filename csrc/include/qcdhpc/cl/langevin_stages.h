@@ -45,9 +45,13 @@ void quartic_walkers_flat(C128* z, int64_t W, cl::QuarticCoeffs c, cl::StepParam
     double zr = z[w].re, zi = z[w].im, tw = t[w];
     int64_t fl = frozen[w] ? 1 : 0;
     const double kb = kAdaptive ? kbar[w] : 0.0;
+    double g0 = 0.0, g1 = 0.0, g2 = 0.0, g3 = 0.0;  // the current block of the noise stream
     for (int64_t k = 0, r = 0; k < nsteps; ++k) {
-      double gx, gy, rr, ri, rw;
-      cl::walker_noise(seed, walker0 + uint64_t(w), step0 + uint64_t(k), gx, gy);
+      const uint64_t j = cl::walker_noise_index<kComplexNoise>(step0 + uint64_t(k)), q = j & 3;
+      if (k == 0 || q == 0) cl::walker_normals4(seed, walker0 + uint64_t(w), j >> 2, g0, g1, g2, g3);
+      const double gx = cl::pick4(q, g0, g1, g2, g3);
+      const double gy = kComplexNoise ? cl::pick4(q + 1, g0, g1, g2, g3) : 0.0;
+      double rr, ri, rw;
       cl::quartic_walker_step<kScheme, kAdaptive, kComplexNoise>(zr, zi, tw, fl, kb, c, p, gx, gy,
                                                                  rr, ri, rw);
       if (k == r * every) {
@@ -338,6 +342,21 @@ void bose_observables(const C128* phi, int64_t B, int64_t N, int D, cl::BoseCoef
 void langevin_noise(double* out, int64_t B, int64_t n, uint64_t seed, uint64_t offset,
                     uint64_t step) {
   mc::fill_normal(out, B, n, seed, offset, step, mc::kRngLangevin);
+  synchronize();
+}
+
+// The noise of W quartic walkers at one step: out (W, n), out[w n + i] = entry
+// n step + i of walker offset + w's stream (cl::walker_noise_index; n = 1 or 2 in the kernels).
+void quartic_noise(double* out, int64_t W, int64_t n, uint64_t seed, uint64_t offset,
+                   uint64_t step) {
+  parallel_for(W, QCD_LAMBDA(int64_t w) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t j = uint64_t(n) * step + uint64_t(i);
+      double g0, g1, g2, g3;
+      cl::walker_normals4(seed, offset + uint64_t(w), j >> 2, g0, g1, g2, g3);
+      out[w * n + i] = cl::pick4(j & 3, g0, g1, g2, g3);
+    }
+  });
   synchronize();
 }
 
