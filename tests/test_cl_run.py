@@ -49,7 +49,10 @@ def test_quartic_moments_match_quadrature(tmp_path):
 def test_real_gaussian_action_gives_unit_variance(tmp_path):
     """σ₀ = 1, λ = 0: a real Gaussian, ⟨x²⟩ = 1 and ⟨x⁴⟩ = 3 (Heun's O(ε²) bias is ~1e-4 here)."""
     out = tmp_path / "g.h5"
-    assert main([*SMALL, "--sigma", "1", "--lam", "0", "--out", str(out)]) == 0
+    # --seed 5 (the last --seed wins): under the version-2 noise stream (cl numerics 2) seed 4 is a
+    # 3.8 sigma realisation of <x^2> here -- the worst of 300 seeds checked, whose pulls have mean
+    # -0.07 and standard deviation 1.01 -- so this test would test luck rather than the kernel.
+    assert main([*SMALL, "--seed", "5", "--sigma", "1", "--lam", "0", "--out", str(out)]) == 0
     obs = measured(out, tmp_path)
     assert abs(obs["mu2_re"]["value"] - 1.0) < 3 * obs["mu2_re"]["error"]
     assert abs(obs["mu4_re"]["value"] - 3.0) < 3 * obs["mu4_re"]["error"]

@@ -38,26 +38,38 @@ QCD_FLATTEN void quartic_block(cl::C128* z, int64_t nb, cl::QuarticCoeffs c, cl:
     fl[i] = frozen[i] ? 1 : 0;
     kb[i] = kAdaptive ? kbar[i] : 0.0;
   }
-  double gx[kBlock], gy[kBlock], rr[kBlock], ri[kBlock], rw[kBlock];
-  uint64_t wa[kBlock], wb[kBlock];
+  // g[e][i]: entry e of lane i's current block of four normals (cl::walker_normals4).
+  alignas(64) double g[4][kBlock], rr[kBlock], ri[kBlock], rw[kBlock];
+  alignas(64) uint64_t wd[4][kBlock];
   for (int64_t k = 0, r = 0; k < nsteps; ++k) {
-    const uint64_t step = step0 + uint64_t(k);
-    // cl::walker_noise in two loops (Philox words, then Box-Muller), then the update:
-    // separate loops vectorise where one would not (AVX2 vectorises Philox, but not
-    // Box-Muller's int64 <-> double conversions; in one loop with the update, the unused
-    // second Box-Muller output of real noise would leave a branch).  Same numbers.
+    const uint64_t j = cl::walker_noise_index<kComplexNoise>(step0 + uint64_t(k)), q = j & 3;
+    if (k == 0 || q == 0) {
+      // A new block of the noise stream: every 4th step (real noise) or every 2nd (complex).
+      // cl::walker_normals4 = mc::normal4 in two loops, the Philox words, then the two
+      // Box-Muller pairs: each loop vectorises on its own (in one loop the compiler gives up
+      // on the mix of 64-bit integer and double work).  Same numbers as normal4.
+      const Philox4x64 ctr{{0, j >> 2, mc::kRngLangevinWalker, 0}};
 #pragma omp simd
-    for (int64_t i = 0; i < nb; ++i) {
-      const Philox4x64 w = cl::walker_noise_block(seed, walker0 + uint64_t(i), step);
-      wa[i] = w.v[0];
-      wb[i] = w.v[1];
+      for (int64_t i = 0; i < nb; ++i) {
+        const Philox4x64 w = philox4x64_10(ctr, seed, walker0 + uint64_t(i));
+        wd[0][i] = w.v[0];
+        wd[1][i] = w.v[1];
+        wd[2][i] = w.v[2];
+        wd[3][i] = w.v[3];
+      }
+#pragma omp simd
+      for (int64_t i = 0; i < nb; ++i) {
+        box_muller(wd[0][i], wd[1][i], g[0][i], g[1][i]);
+        box_muller(wd[2][i], wd[3][i], g[2][i], g[3][i]);
+      }
     }
-#pragma omp simd
-    for (int64_t i = 0; i < nb; ++i) box_muller(wa[i], wb[i], gx[i], gy[i]);
+    const double* gx = g[q];
+    const double* gy = g[kComplexNoise ? q + 1 : q];
 #pragma omp simd
     for (int64_t i = 0; i < nb; ++i)
       cl::quartic_walker_step<kScheme, kAdaptive, kComplexNoise>(
-          zr[i], zi[i], tt[i], fl[i], kb[i], c, p, gx[i], gy[i], rr[i], ri[i], rw[i]);
+          zr[i], zi[i], tt[i], fl[i], kb[i], c, p, gx[i], kComplexNoise ? gy[i] : 0.0, rr[i],
+          ri[i], rw[i]);
     if (k == r * every) {
       for (int64_t i = 0; i < nb; ++i) {
         records[i * ld + r] = cl::C128{rr[i], ri[i]};

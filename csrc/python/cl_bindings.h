@@ -97,6 +97,7 @@ inline void bind_cl(pybind11::module_& m) {
   using namespace qcdhpc::cl_bind;
 
   m.attr("RNG_LANGEVIN") = int(mc::kRngLangevin);
+  m.attr("RNG_LANGEVIN_WALKER") = int(mc::kRngLangevinWalker);
 
   m.def(
       "quartic_langevin",
@@ -274,5 +275,20 @@ inline void bind_cl(pybind11::module_& m) {
       },
       "The Langevin noise of a step: out (B, n) float64, row b from key (seed, offset + b) and "
       "counters (blk, step, RNG_LANGEVIN, 0) (mc::fill_normal's layout).",
+      py::arg("out"), py::arg("seed"), py::arg("offset"), py::arg("step"));
+
+  m.def(
+      "quartic_noise",
+      [](py::handle out, uint64_t seed, uint64_t offset, uint64_t step) {
+        const CallDevice dev = call_device(out, "out", kBackendDevice);
+        backend::DeviceGuard guard(dev.id);
+        ArrayView o = view(out, kNoise, dev);
+        py::gil_scoped_release nogil;
+        backend::quartic_noise(o.ptr<double>(), o.shape[0], o.shape[1], seed, offset, step);
+        backend::device_synchronize();
+      },
+      "The quartic walkers' noise of a step: out (W, n) float64, out[w, i] = entry n step + i of "
+      "walker offset + w's stream of normals (four per Philox block, counters "
+      "(0, j div 4, RNG_LANGEVIN_WALKER, 0); cl/site.h).",
       py::arg("out"), py::arg("seed"), py::arg("offset"), py::arg("step"));
 }

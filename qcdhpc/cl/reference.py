@@ -9,7 +9,7 @@ vectorised over the walkers / configurations, with ``np.roll`` through ``qcdhpc.
 
 * the tests check that the kernels equal this code to rounding for the same noise
   (``tests/test_cl_kernels.py``): ``noise="philox"`` (default) takes every step's normals from
-  ``qcdhpc.kernels.cl.langevin_noise``, so both see identical numbers;
+  ``qcdhpc.kernels.cl.quartic_noise`` / ``langevin_noise``, so both see identical numbers;
 * the benchmarks use it as the numpy and torch baselines (``benchmarks/bench_cl.py``), there with
   ``noise="native"`` (numpy's / torch's own generator, faster than emulating Philox).
 
@@ -33,12 +33,15 @@ __all__ = ["quartic_langevin", "bose_langevin", "bose_langevin_torch", "bose_dri
 SCHEMES = ("euler", "heun")
 
 
-def philox_noise(seed: int, offset: int = 0):
-    """noise(step, B, n): the kernels' normals (qcdhpc.kernels.cl.langevin_noise)."""
+def philox_noise(seed: int, offset: int = 0, model: str = "bose"):
+    """noise(step, B, n): the kernels' normals (qcdhpc.kernels.cl.langevin_noise for the Bose gas,
+    qcdhpc.kernels.cl.quartic_noise for ``model="quartic"``)."""
     from ..kernels import cl as K
 
+    fill = K.quartic_noise if model == "quartic" else K.langevin_noise
+
     def noise(step, B, n):
-        return K.langevin_noise(np.empty((B, n)), seed, offset, step)
+        return fill(np.empty((B, n)), seed, offset, step)
 
     return noise
 
@@ -49,9 +52,9 @@ def native_noise(seed: int = 0):
     return lambda step, B, n: rng.standard_normal((B, n))
 
 
-def _noise_fn(noise, seed, offset):
+def _noise_fn(noise, seed, offset, model="bose"):
     if noise == "philox":
-        return philox_noise(seed, offset)
+        return philox_noise(seed, offset, model)
     if noise == "native":
         return native_noise(seed)
     if callable(noise):
@@ -84,7 +87,7 @@ def quartic_langevin(z, *, sigma, lam, dt, nsteps, every=1, scheme="heun", seed=
     ``(records, weights, z, t, runaway)`` (new arrays)."""
     q = Quartic(sigma, lam)
     _check(scheme, dt, nsteps, every, n_y)
-    noise = _noise_fn(noise, seed, walker_offset)
+    noise = _noise_fn(noise, seed, walker_offset, "quartic")
     z = np.array(z, dtype=np.complex128)
     W = z.shape[0]
     t = np.zeros(W) if t is None else np.array(t, dtype=np.float64)

@@ -28,12 +28,18 @@ NaN with weight 0 from the record of that state on.  The state is kept as it bec
 returns normally; ``result.n_runaway`` counts the flagged ones.
 
 Random numbers (docs/conventions.md): walker / configuration i of a call is global index
-``offset + i``, key (seed, offset + i); local step k is global step ``step_offset + k``, counters
-(blk, step, RNG_LANGEVIN = 2, 0).  Its noise vector (what ``langevin_noise`` returns) has n entries,
-entry j word j mod 4 of block j div 4: quartic n = 1 (η_x) or 2 (η_x, η_y); Bose n = 2V (η_x of
-(a, x) at a·V + x) or 4V (η_y at 2V + a·V + x).  So a run split into calls (step_offset) or batches
-(offset) gives the same numbers bit for bit, on CPU and GPU.  ``NUMERICS_VERSION`` is this family's
-numerics version (csrc/include/qcdhpc/cl/version.h).
+``offset + i``, key (seed, offset + i); local step k is global step ``step_offset + k``.
+
+* Bose gas: counters (blk, step, RNG_LANGEVIN = 2, 0); the noise vector of a step (what
+  ``langevin_noise`` returns) has n = 2V (η_x of (a, x) at a·V + x) or 4V (η_y at 2V + a·V + x)
+  entries, entry j the normal j mod 4 of block j div 4.
+* Quartic walkers (numerics version 2): each walker's normals are one stream g_0, g_1, ...; step s uses
+  g_{n s}, ..., g_{n s + n - 1} with n = 1 (η_x) or 2 (η_x, η_y), and g_j is normal j mod 4 of the block
+  with counter (0, j div 4, RNG_LANGEVIN_WALKER = 3, 0): one Philox block per four normals
+  (``quartic_noise`` returns them).
+
+So a run split into calls (step_offset) or batches (offset) gives the same numbers bit for bit, on
+CPU and GPU.  ``NUMERICS_VERSION`` is this family's numerics version (csrc/include/qcdhpc/cl/version.h).
 """
 from __future__ import annotations
 
@@ -44,13 +50,14 @@ import numpy as np
 from . import (NUMERICS_VERSIONS, check_array, check_same_device, dtype_name, empty_like_device,
                finite, is_torch, on_device, uint64)
 
-__all__ = ["NUMERICS_VERSION", "SCHEMES", "RNG_LANGEVIN", "DEFAULT_BOUND", "QuarticRecords", "BoseRecords",
+__all__ = ["NUMERICS_VERSION", "SCHEMES", "RNG_LANGEVIN", "DEFAULT_BOUND", "RNG_LANGEVIN_WALKER", "QuarticRecords", "BoseRecords",
            "quartic_langevin", "quartic_kmax", "bose_langevin", "bose_kmax", "bose_drift", "bose_observables",
-           "langevin_noise", "quartic_noise_len", "bose_noise_len"]
+           "langevin_noise", "quartic_noise", "quartic_noise_len", "bose_noise_len"]
 
 NUMERICS_VERSION: int = NUMERICS_VERSIONS["cl"]
 SCHEMES = ("euler", "heun")
-RNG_LANGEVIN = 2  # counter word 2 (csrc/include/qcdhpc/mc/streams.h, kRngLangevin)
+RNG_LANGEVIN = 2  # counter word 2 (csrc/include/qcdhpc/mc/streams.h, kRngLangevin): Bose gas
+RNG_LANGEVIN_WALKER = 3  # counter word 2 of the quartic walkers' noise streams (kRngLangevinWalker)
 DEFAULT_BOUND = 1e8
 
 
@@ -316,11 +323,22 @@ def bose_observables(phi, *, N, d, mu, m=1.0, lam=1.0):
 # -------------------------------------------------------------------- noise --
 
 def langevin_noise(out, seed, offset=0, step=0):
-    """Fill ``out`` (B, n) float64 with the Langevin noise of global step ``step`` for walkers /
+    """Fill ``out`` (B, n) float64 with the Langevin noise of global step ``step`` for Bose-gas
     configurations ``offset .. offset + B - 1`` (key (seed, offset + b), counters (blk, step,
-    RNG_LANGEVIN, 0)): exactly the normals the kernels use (layout in the module docstring).
-    Returns ``out``."""
+    RNG_LANGEVIN, 0)): exactly the normals ``bose_langevin`` uses (layout in the module docstring;
+    the quartic walkers' noise is ``quartic_noise``).  Returns ``out``."""
     be = check_array(out, "out", dims=("batch", "n"), dtypes=("float64",), min_extent=(1, 1)).cl
     with on_device(out):
         be.langevin_noise(out, uint64(seed, "seed"), uint64(offset, "offset"), uint64(step, "step"))
+    return out
+
+
+def quartic_noise(out, seed, offset=0, step=0):
+    """Fill ``out`` (W, n) float64 with the noise of global step ``step`` for quartic walkers
+    ``offset .. offset + W - 1``: ``out[w, i]`` = entry n·step + i of walker offset + w's stream of
+    normals (key (seed, offset + w), counter (0, j div 4, RNG_LANGEVIN_WALKER, 0) for entry j), exactly
+    the normals ``quartic_langevin`` uses with n = ``quartic_noise_len(n_y)``.  Returns ``out``."""
+    be = check_array(out, "out", dims=("walkers", "n"), dtypes=("float64",), min_extent=(1, 1)).cl
+    with on_device(out):
+        be.quartic_noise(out, uint64(seed, "seed"), uint64(offset, "offset"), uint64(step, "step"))
     return out

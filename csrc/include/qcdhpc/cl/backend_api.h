@@ -33,6 +33,9 @@
                         cl::C128* dens, cl::C128* phi2);                                           \
   void langevin_noise(double* out, int64_t B, int64_t n, uint64_t seed, uint64_t offset,          \
                       uint64_t step);                                                              \
+  /* quartic walkers' noise of one step: out (W, n), entries n step + i of each walker's stream */ \
+  void quartic_noise(double* out, int64_t W, int64_t n, uint64_t seed, uint64_t offset,           \
+                     uint64_t step);                                                               \
   }                                                                                                \
   }
 

@@ -101,22 +101,33 @@ QCD_INLINE C128 quartic_drift(C128 z, const QuarticCoeffs& c) {
   return -(w * z);
 }
 
-// Noise of walker `walker` at Langevin step `step`: its noise vector has 1 entry
-// (real noise: eta_x) or 2 (complex: eta_x, eta_y), entry j being word j of the
-// Philox block with key (seed, walker) and counter (0, step, kRngLangevin, 0) --
-// mc::fill_normal's layout with V = 1 or 2 (qcdhpc.kernels.cl.langevin_noise).
-// Only the first Box-Muller pair of the block (= mc::normal4's g0, g1) is needed.
-QCD_INLINE Philox4x64 walker_noise_block(uint64_t seed, uint64_t walker, uint64_t step) {
-  return philox4x64_10(Philox4x64{{0, step, mc::kRngLangevin, 0}}, seed, walker);
+// Noise of quartic walkers (numerics version 2).  Walker `walker`'s normals are one
+// stream g_0, g_1, g_2, ...; step `step` uses the n entries g_{n step + i}, i < n
+// (n = 1, real noise: eta_x; n = 2, complex noise: eta_x, eta_y).  g_j is entry
+// j mod 4 of mc::normal4 with key (seed, walker) and counter
+// (0, j div 4, kRngLangevinWalker, 0): one Philox4x64-10 block and two Box-Muller
+// pairs per four normals, i.e. per four steps of real noise.  (Version 1 drew one
+// block per step, counter (0, step, kRngLangevin, 0), and used a single normal of it
+// for real noise: the Philox block alone then cost more than the rest of the step,
+// docs/benchmarks.md.)  qcdhpc.kernels.cl.quartic_noise returns these numbers.
+template <bool kComplexNoise>
+QCD_INLINE uint64_t walker_noise_index(uint64_t step) {
+  return (kComplexNoise ? 2u : 1u) * step;
 }
 
-QCD_INLINE void walker_noise(uint64_t seed, uint64_t walker, uint64_t step, double& gx, double& gy) {
-  const Philox4x64 w = walker_noise_block(seed, walker, step);
-  box_muller(w.v[0], w.v[1], gx, gy);
+// The four normals g_{4 blk} .. g_{4 blk + 3} of a walker's stream.
+QCD_INLINE void walker_normals4(uint64_t seed, uint64_t walker, uint64_t blk, double& g0, double& g1,
+                                double& g2, double& g3) {
+  mc::normal4(seed, walker, blk, mc::kRngLangevinWalker, 0, g0, g1, g2, g3);
+}
+
+// Entry q (0..3) of four values, by selects (no indexed register array on the GPU).
+QCD_INLINE double pick4(uint64_t q, double g0, double g1, double g2, double g3) {
+  return q == 0 ? g0 : q == 1 ? g1 : q == 2 ? g2 : g3;
 }
 
 // One Langevin step of one quartic walker, in registers, given its noise (gx, gy:
-// walker_noise of this step):
+// entries n step, n step + 1 of its noise stream, walker_noise_index):
 //  1. runaway check of the state before the update (frozen |= !state_ok);
 //  2. eps (fixed, or adaptive from |K(z)| and the walker's kbar);
 //  3. what a record of this step holds (rec, wrec; the caller stores it on record steps):

@@ -10,12 +10,17 @@
 //      fixed or adaptive step (Aarts, James, Seiler, Stamatescu, PLB 687 (2010)
 //      154), real or complex noise, quartic walkers and the Bose gas (cl/site.h,
 //      cl/langevin_stages.h), noise counters (blk, step, kRngLangevin, 0).
+//   2: 2026-12, quartic walkers' noise as one stream of normals per walker, four per
+//      Philox block: step s uses entries n s .. n s + n - 1 (n = 1 real, 2 complex noise),
+//      entry j from counter (0, j div 4, kRngLangevinWalker = 3, 0) (cl/site.h,
+//      walker_noise_index).  Version 1 drew one block per step and used one of its four
+//      normals (real noise).  The Bose gas's noise and all update arithmetic are unchanged.
 #pragma once
 
 namespace qcdhpc {
 namespace cl {
 
-constexpr int kNumericsVersion = 1;
+constexpr int kNumericsVersion = 2;
 
 }  // namespace cl
 }  // namespace qcdhpc

@@ -13,7 +13,9 @@ namespace qcdhpc {
 namespace mc {
 
 // Counter word 2.  New purposes get new values; existing ones never change.
-enum RngPurpose : uint64_t { kRngMomentum = 0, kRngAccept = 1, kRngLangevin = 2 };
+// kRngLangevinWalker (cl numerics version 2): a quartic walker's noise as one stream of
+// normals, four per Philox block (cl/site.h, walker_noise_index).
+enum RngPurpose : uint64_t { kRngMomentum = 0, kRngAccept = 1, kRngLangevin = 2, kRngLangevinWalker = 3 };
 
 // Four N(0,1) numbers for block `blk` of a chain's sites (sites 4blk..4blk+3).
 // Scalars out, not an array: an array would keep the host compiler from
