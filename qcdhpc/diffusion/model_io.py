@@ -24,7 +24,7 @@ def backbone_kwargs(config: dict, site_shape) -> dict:
         # files written before global_context existed: a plain U-Net
         return {"channels": config["channels"], "depth": config["depth"], "n_res": config["n_res"],
                 "global_context": bool(config.get("global_context", False))}
-    dim = 1
+    dim = 1  # mlp, energy: flat data
     for s in site_shape:
         dim *= int(s)
     return {"dim": dim, "hidden": config["hidden"], "n_layers": config["n_layers"]}
@@ -33,6 +33,13 @@ def backbone_kwargs(config: dict, site_shape) -> dict:
 def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     """(ScoreModel, sde) described by a config dict (TrainConfig fields + sde_params)."""
     sde = get_sde(config["sde"], **config.get("sde_params", {}))
+    if config["net"] == "energy":  # EBM: score = −∇E (energy.py); no Gaussian baseline
+        from .energy import EnergyMLP, EnergyScoreModel
+
+        if config.get("baseline", "none") != "none":
+            raise ValueError("the energy network takes no score baseline (baseline must be none)")
+        return EnergyScoreModel(EnergyMLP(**backbone_kwargs(config, site_shape)), sde, sigma_data,
+                                odd=bool(config.get("z2_equivariant", False))), sde
     backbone = build_backbone(config["net"], **backbone_kwargs(config, site_shape))
     kind = config.get("baseline", "none")  # files written before the option existed: no baseline
     if kind not in BASELINES:
@@ -76,7 +83,8 @@ def read_model_file(path, map_location="cpu") -> dict:
 
 
 def load_model(path, map_location="cpu"):
-    """(net, sde, config) from a model file; net is a ScoreModel (score(x, t)) in eval mode, with
+    """(net, sde, config) from a model file; net is a ScoreModel (score(x, t)) — an
+    energy.EnergyScoreModel (also energy(x, t)) for net "energy" — in eval mode, with
     the EMA weights.  config also carries "data_shape", "data_stats" and "meta" of the file."""
     blob = read_model_file(path, map_location)
     config = dict(blob["config"])

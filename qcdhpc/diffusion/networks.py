@@ -326,4 +326,8 @@ def build_backbone(kind: str, **kw) -> nn.Module:
         return UNet(**kw)
     if kind == "mlp":
         return MLPScore(**kw)
-    raise ValueError(f"unknown network {kind!r}; choose unet or mlp")
+    if kind == "energy":  # the EBM's v_θ (energy.py); model_io wraps it in EnergyScoreModel
+        from .energy import EnergyMLP
+
+        return EnergyMLP(**kw)
+    raise ValueError(f"unknown network {kind!r}; choose unet, mlp or energy")
