@@ -264,8 +264,9 @@ def run(args) -> int:
                                  "use --net mlp (score model) or --net energy (energy model)")
         if args.translate:
             return _refuse(args, "--translate: point data (x, y) have no translation symmetry (omit it)")
-        if args.baseline != "none":
-            return _refuse(args, f"--baseline {args.baseline} needs lattice fields, not point data")
+        if args.baseline not in ("none", "gaussian"):
+            return _refuse(args, f"--baseline {args.baseline} needs lattice fields; point data take none or gaussian "
+                                 "(the Gaussian of the data's covariance)")
         translate = False
     else:
         translate = True if args.translate is None else args.translate

@@ -16,7 +16,9 @@ energy leaves free); `qcdhpc.cl.learned` normalises it on a grid, `mala` samples
 The score is conservative by construction (its curl vanishes identically), unlike a score MLP's.
 While training (grad mode on) the gradient is taken with create_graph=True, so the DSM loss
 back-propagates through it (double backward: ~3× the cost of a score MLP of the same size).
-`odd=True` symmetrises the energy, E(x) → ½[E(x) + E(−x)] (an exactly odd score).
+`odd=True` symmetrises the energy, E(x) → ½[E(x) + E(−x)] (an exactly odd score).  With the Gaussian
+baseline (networks.PointGaussianScore, `--baseline gaussian`) the energy is
+E_θ(x, t) = φ_θ(c_in x, t)/(c_in s) + ½ (x − αμ)ᵀ (α²C + s²I)⁻¹ (x − αμ), C the data's covariance.
 """
 from __future__ import annotations
 
@@ -65,9 +67,9 @@ class EnergyScoreModel(nn.Module):
 
     is_energy = True
 
-    def __init__(self, backbone: EnergyMLP, sde, sigma_data: float = 1.0, odd: bool = False):
+    def __init__(self, backbone: EnergyMLP, sde, sigma_data: float = 1.0, odd: bool = False, baseline=None):
         super().__init__()
-        self.backbone, self.sde, self.baseline, self.odd = backbone, sde, None, bool(odd)
+        self.backbone, self.sde, self.baseline, self.odd = backbone, sde, baseline, bool(odd)
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
 
     def energy(self, x, t):
@@ -79,7 +81,10 @@ class EnergyScoreModel(nn.Module):
         phi = self.backbone.phi(u, t)
         if self.odd:
             phi = 0.5 * (phi + self.backbone.phi(-u, t))
-        return phi / (c_in * std.to(x.dtype))
+        e = phi / (c_in * std.to(x.dtype))
+        if self.baseline is not None:  # networks.PointGaussianScore: + ½(x − αμ)ᵀ Σ_t⁻¹ (x − αμ)
+            e = e + self.baseline.energy(x, alpha, std)
+        return e
 
     def forward(self, x, t):
         graph = torch.is_grad_enabled()  # training / a caller differentiating the score (curl)

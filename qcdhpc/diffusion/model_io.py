@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .networks import GaussianScore, ScoreModel, build_backbone
+from .networks import GaussianScore, PointGaussianScore, ScoreModel, build_backbone
 from .sde import get_sde
 
 FORMAT = "qcdhpc.diffusion"
@@ -33,18 +33,22 @@ def backbone_kwargs(config: dict, site_shape) -> dict:
 def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     """(ScoreModel, sde) described by a config dict (TrainConfig fields + sde_params)."""
     sde = get_sde(config["sde"], **config.get("sde_params", {}))
-    if config["net"] == "energy":  # EBM: score = −∇E (energy.py); no Gaussian baseline
+    kind = config.get("baseline", "none")  # files written before the option existed: no baseline
+    points = config["net"] in ("mlp", "energy") and len(site_shape) == 1
+    if points and kind not in ("none", "gaussian"):
+        raise ValueError(f"baseline {kind!r} needs lattice fields; point data take none or gaussian")
+    point_baseline = PointGaussianScore(int(site_shape[0])) if points and kind == "gaussian" else None
+    if config["net"] == "energy":  # EBM: score = −∇E (energy.py); the Gaussian baseline adds its energy
         from .energy import EnergyMLP, EnergyScoreModel
 
-        if config.get("baseline", "none") != "none":
-            raise ValueError("the energy network takes no score baseline (baseline must be none)")
+        if kind != "none" and point_baseline is None:
+            raise ValueError("the energy network takes the Gaussian baseline of point data only")
         return EnergyScoreModel(EnergyMLP(**backbone_kwargs(config, site_shape)), sde, sigma_data,
-                                odd=bool(config.get("z2_equivariant", False))), sde
+                                odd=bool(config.get("z2_equivariant", False)), baseline=point_baseline), sde
     backbone = build_backbone(config["net"], **backbone_kwargs(config, site_shape))
-    kind = config.get("baseline", "none")  # files written before the option existed: no baseline
     if kind not in BASELINES:
         raise ValueError(f"unknown score baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-    baseline = GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None
+    baseline = point_baseline or (GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None)
     # files written before z2_equivariant existed: no group averaging
     return ScoreModel(backbone, sde, sigma_data, baseline, odd=bool(config.get("z2_equivariant", False))), sde
 

@@ -45,6 +45,7 @@ class SampleRun(SegmentedRun):
     def __init__(self, model, out, *, n: int, steps: int, sampler: str, batch: int, seed: int,
                  denoise: bool = True, snr: float = 0.16, ode_method: str = "heun", device="cpu",
                  mala_step: float = 0.05, burn_in: int = 500, thin: int = 10, chains: int | None = None,
+                 eps: float | None = None,
                  **kwargs):
         from .energy import is_energy_model
         from .model_io import load_model

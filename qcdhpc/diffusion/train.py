@@ -83,8 +83,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
         if self.net not in ("unet", "mlp", "energy"):
             raise ValueError(f"net must be unet, mlp or energy (got {self.net!r})")
-        if self.net == "energy" and self.baseline != "none":
-            raise ValueError("the energy network takes no score baseline (baseline must be none)")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be positive and finite (got {self.lr})")
         if not 0 <= self.grad_clip <= math.inf:  # 0 (or inf) disables clipping; NaN is refused
