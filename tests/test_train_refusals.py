@@ -94,6 +94,12 @@ BAD_TRAIN_OPTIONS = [
     (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
     (["--max-configs", "0"], "--max-configs must be >= 1"),
     (["--zero-mode-weight", "0"], "--zero-mode-weight must be positive and finite"),
+    (["--hidden", "0"], "--hidden must be >= 1"),
+    (["--n-layers", "0"], "--n-layers must be >= 1"),
+    (["--eps-t", "0"], "--eps-t must be in (0, 1)"),
+    (["--eps-t", "1"], "--eps-t must be in (0, 1)"),
+    (["--net", "energy"], "--net energy is for point data"),
+    (["--net", "mlp"], "--net mlp is for point data"),
     (["--depth", "4"], "L0 = 8, L1 = 8"),  # 8 is not a multiple of 2**4
     (["--depth", "3"], None),  # 8 = 2**3: fine (not refused: see below)
     (["--depth", "100"], "multiples of 2**100"),

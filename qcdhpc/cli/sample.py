@@ -26,8 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.pt")
     p.add_argument("--n", type=int, required=True, help="number of configurations")
     p.add_argument("--steps", type=int, default=500, help="sampler time steps (500)")
-    p.add_argument("--sampler", choices=("em", "pc", "ode"), default="em",
-                   help="em: Euler–Maruyama reverse SDE; pc: + Langevin corrector; ode: probability flow")
+    p.add_argument("--sampler", choices=("em", "pc", "ode", "mala"), default="em",
+                   help="em: Euler–Maruyama reverse SDE; pc: + Langevin corrector; ode: probability flow; "
+                        "mala: Metropolis-adjusted Langevin on exp(-E(x, t_min)) of an energy model (MCMC-EBM)")
     p.add_argument("--out", required=True, metavar="samples.h5", help="output file (appears when complete)")
     p.add_argument("--batch", type=int, default=256, help="samples per batch (256)")
     p.add_argument("--seed", type=int, default=0)
@@ -36,6 +37,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ode-method", choices=("heun", "rk45"), default="heun",
                    help="heun: fixed-step float64; rk45: scipy solve_ivp adaptive (ode)")
     p.add_argument("--no-denoise", action="store_true", help="skip the final Tweedie denoising step")
+    p.add_argument("--eps", type=float, metavar="T",
+                   help="end time of the em/pc/ode samplers and the time t_min of mala's exp(-E(x, t_min)) "
+                        "(default: the SDE's, 1e-5 VE / 1e-3 VP)")
+    g = p.add_argument_group("mala (energy models only)")
+    g.add_argument("--mala-step", type=float, default=0.05, metavar="H",
+                   help="proposal x' = x - H grad E + sqrt(2H) xi (0.05)")
+    g.add_argument("--burn-in", type=int, default=500, help="MALA steps before the first record (500)")
+    g.add_argument("--thin", type=int, default=10, help="MALA steps between records of a chain (10)")
+    g.add_argument("--chains", type=int, metavar="C",
+                   help="chains per batch (default: --batch, one record each: independent draws)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file (and a partial run made with other options)")
     p.add_argument("--resume", action="store_true",
@@ -61,6 +72,12 @@ def run(args) -> int:
         return _refuse(args, f"--seed must be in [0, 2^63), got {args.seed}")
     if not (0 < args.snr < float("inf")):
         return _refuse(args, f"--snr must be positive and finite, got {args.snr}")
+    if not (0 < args.mala_step < float("inf")):
+        return _refuse(args, f"--mala-step must be positive and finite, got {args.mala_step}")
+    for name, low in (("burn_in", 0), ("thin", 1), ("chains", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            return _refuse(args, f"--{name.replace('_', '-')} must be >= {low}, got {value}")
     try:
         device = resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:  # torch: "Invalid device string"
@@ -70,6 +87,7 @@ def run(args) -> int:
     code, summary, comm = run_segmented(args, "sample", lambda comm: SampleRun(
         args.model, args.out, n=args.n, steps=args.steps, sampler=args.sampler, batch=args.batch, seed=args.seed,
         denoise=not args.no_denoise, snr=args.snr, ode_method=args.ode_method, device=device,
+        eps=args.eps, mala_step=args.mala_step, burn_in=args.burn_in, thin=args.thin, chains=args.chains,
         resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, comm=comm,
         command=shlex.join(["qcdhpc", *getattr(args, "argv", ["sample", args.model])])),
         errors=(ValueError, FileNotFoundError, FileExistsError))

@@ -23,7 +23,7 @@ def _refuse(args, message: str) -> int:
     """refuse() as `qcdhpc train` (also right when run(args) is called directly), on one line."""
     return refuse(args, " ".join(str(message).split()), command="train")
 
-PHYSICS_ATTRS = ("L", "kappa", "lam", "theory", "container", "seed", "code_version")  # copied into model.pt meta
+PHYSICS_ATTRS = ("L", "kappa", "lam", "sigma", "theory", "container", "seed", "code_version")  # copied into model.pt meta
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -47,6 +47,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "the seeds' σ=25 (s(1) = 9.84). σ_max must exceed the data's spread along its widest "
                         "direction (training warns when it does not): needed in the broken phase")
     g.add_argument("--sigma-min", type=float, metavar="S", help="VE with --sigma-max only (0.01)")
+    g.add_argument("--net", choices=("unet", "mlp", "energy"),
+                   help="unet: periodic U-Net score (lattice fields; the default for fields/samples files); "
+                        "mlp: score MLP (SBM; the default for cl-quartic walkers files, trained on the points "
+                        "(x, y)); energy: energy MLP, score = -grad E with E = |v|^2/2 (EBM; point data)")
+    g.add_argument("--hidden", type=int, default=128, help="mlp/energy width, >= 1 (128)")
+    g.add_argument("--n-layers", type=int, default=3, help="mlp/energy hidden layers, >= 1 (3)")
+    g.add_argument("--eps-t", type=float, default=1e-5, metavar="T",
+                   help="smallest diffusion time of training, t ~ U(T, 1), in (0, 1) (1e-5)")
     g.add_argument("--channels", type=int, default=32, help="U-Net base channels, >= 1 (32)")
     g.add_argument("--depth", type=int, default=2, help="U-Net down-samplings, >= 0; L %% 2**depth == 0 (2)")
     g.add_argument("--n-res", type=int, default=1, help="residual blocks per level, >= 1 (1)")
@@ -76,11 +84,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay in [0, 1) (0.999)")
     g.add_argument("--z2", action=argparse.BooleanOptionalAction, default=True,
                    help="random φ → −φ augmentation (default on)")
-    g.add_argument("--translate", action=argparse.BooleanOptionalAction, default=True,
-                   help="random periodic-translation augmentation (default on)")
+    g.add_argument("--translate", action=argparse.BooleanOptionalAction, default=None,
+                   help="random periodic-translation augmentation (default on for lattice fields; refused "
+                        "for point data, which have no translations)")
     g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="CUDA autocast (bf16/fp16 need a CUDA device)")
-    g.add_argument("--max-configs", type=int, help="train on the first N >= 1 configurations only")
+    g.add_argument("--max-configs", type=int,
+                   help="train on the first N >= 1 configurations only (walkers files: N points, thinned "
+                        "evenly along each walker's records)")
     g.add_argument("--seed", type=int, default=0, help="in [0, 2**63) (0)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto)")
     g.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS", help=">= 1 (1)")
@@ -108,6 +119,7 @@ def _option_problem(args) -> str | None:
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch", args.batch, 1), ("--warmup", args.warmup, 0),
                              ("--channels", args.channels, 1), ("--depth", args.depth, 0),
                              ("--n-res", args.n_res, 1), ("--checkpoint-every", args.checkpoint_every, 1),
+                             ("--hidden", args.hidden, 1), ("--n-layers", args.n_layers, 1),
                              ("--max-configs", args.max_configs, 1)):
         if value is not None and value < low:
             return f"{flag} must be >= {low} (got {value})"
@@ -117,6 +129,8 @@ def _option_problem(args) -> str | None:
             return f"{flag} must be positive and finite (got {value})"
     if not 0 <= args.ema_decay < 1:
         return f"--ema-decay must be in [0, 1) (got {args.ema_decay})"
+    if not 0 < args.eps_t < 1:
+        return f"--eps-t must be in (0, 1) (got {args.eps_t})"
     if not 0 <= args.seed < SEED_LIMIT:
         return f"--seed must be in [0, 2**63) (got {args.seed})"
     if args.sigma_max is None and args.sigma_min is not None:
@@ -230,23 +244,47 @@ def run(args) -> int:
     if problem:
         return _refuse(args, problem)
     try:
-        with open_container(args.ensemble, kinds=("fields", "samples")) as ens:
-            n = len(ens) if args.max_configs is None else min(args.max_configs, len(ens))
-            data = ens.configs[:n]
+        with open_container(args.ensemble, kinds=("fields", "samples", "walkers")) as ens:
             attrs = ens.attrs
+            points = ens.kind == "walkers"
+            if points:  # complex-Langevin walkers: the points (x, y) of the records (qcdhpc.cl.learned)
+                from ..cl.learned import training_points
+
+                data, cl_info = training_points(ens, args.max_configs)
+                n = len(data)
+            else:
+                n = len(ens) if args.max_configs is None else min(args.max_configs, len(ens))
+                data = ens.configs[:n]
     except (ValueError, FileNotFoundError) as exc:
         return _refuse(args, str(exc))
-    if data.ndim != 3:
-        return _refuse(args, f"{args.ensemble}: /configs has shape {data.shape}, need (n, L0, L1)")
-    if n < 1:
-        return _refuse(args, f"{args.ensemble}: no configurations to train on")
-    bad = [f"L{i} = {L}" for i, L in enumerate(data.shape[1:]) if args.depth >= L.bit_length() or L % 2 ** args.depth]
-    if bad:
-        m = f"2**{args.depth}" + (f" = {2 ** args.depth}" if args.depth <= 30 else "")
-        return _refuse(args, f"--depth {args.depth}: the lattice extents must be multiples of {m}, but "
-                             f"{', '.join(bad)} (use a smaller --depth)")
+    net = args.net or ("mlp" if points else "unet")
+    if points:
+        if net == "unet":
+            return _refuse(args, f"--net unet needs lattice fields; {args.ensemble} holds point data (x, y): "
+                                 "use --net mlp (score model) or --net energy (energy model)")
+        if args.translate:
+            return _refuse(args, "--translate: point data (x, y) have no translation symmetry (omit it)")
+        if args.baseline not in ("none", "gaussian"):
+            return _refuse(args, f"--baseline {args.baseline} needs lattice fields; point data take none or gaussian "
+                                 "(the Gaussian of the data's covariance)")
+        translate = False
+    else:
+        translate = True if args.translate is None else args.translate
+        if net != "unet":
+            return _refuse(args, f"--net {net} is for point data (walkers files); lattice fields train the unet")
+        if data.ndim != 3:
+            return _refuse(args, f"{args.ensemble}: /configs has shape {data.shape}, need (n, L0, L1)")
+        if n < 1:
+            return _refuse(args, f"{args.ensemble}: no configurations to train on")
+        bad = [f"L{i} = {L}" for i, L in enumerate(data.shape[1:]) if args.depth >= L.bit_length() or L % 2 ** args.depth]
+        if bad:
+            m = f"2**{args.depth}" + (f" = {2 ** args.depth}" if args.depth <= 30 else "")
+            return _refuse(args, f"--depth {args.depth}: the lattice extents must be multiples of {m}, but "
+                                 f"{', '.join(bad)} (use a smaller --depth)")
     meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
             "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
+    if points:
+        meta["training_points"] = cl_info
     sde_params = {}
     if args.sigma_max is not None:
         from ..diffusion.sde import VESDE
@@ -256,13 +294,14 @@ def run(args) -> int:
             sde_params = VESDE.from_sigma_range(sigma_min, args.sigma_max).params()
         except ValueError as exc:
             return _refuse(args, f"--sigma-min/--sigma-max: {exc}")
-    config = TrainConfig(sde=args.sde, sde_params=sde_params, net="unet", channels=args.channels, depth=args.depth, n_res=args.n_res,
+    config = TrainConfig(sde=args.sde, sde_params=sde_params, net=net, hidden=args.hidden, n_layers=args.n_layers,
+                         eps_t=args.eps_t, channels=args.channels, depth=args.depth, n_res=args.n_res,
                          global_context=args.global_context, zero_mode_weight=args.zero_mode_weight,
                          z2_equivariant=args.z2_equivariant,
                          baseline=args.baseline,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,
-                         translate=args.translate, seed=args.seed, amp=args.amp,
+                         translate=translate, seed=args.seed, amp=args.amp,
                          checkpoint_every=args.checkpoint_every, device=args.device)
     try:
         summary = train(data, config, run_dir, resume=args.resume, progress=not args.quiet, meta=meta,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .networks import GaussianScore, ScoreModel, build_backbone
+from .networks import GaussianScore, PointGaussianScore, ScoreModel, build_backbone
 from .sde import get_sde
 
 FORMAT = "qcdhpc.diffusion"
@@ -24,7 +24,7 @@ def backbone_kwargs(config: dict, site_shape) -> dict:
         # files written before global_context existed: a plain U-Net
         return {"channels": config["channels"], "depth": config["depth"], "n_res": config["n_res"],
                 "global_context": bool(config.get("global_context", False))}
-    dim = 1
+    dim = 1  # mlp, energy: flat data
     for s in site_shape:
         dim *= int(s)
     return {"dim": dim, "hidden": config["hidden"], "n_layers": config["n_layers"]}
@@ -33,11 +33,22 @@ def backbone_kwargs(config: dict, site_shape) -> dict:
 def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     """(ScoreModel, sde) described by a config dict (TrainConfig fields + sde_params)."""
     sde = get_sde(config["sde"], **config.get("sde_params", {}))
-    backbone = build_backbone(config["net"], **backbone_kwargs(config, site_shape))
     kind = config.get("baseline", "none")  # files written before the option existed: no baseline
+    points = config["net"] in ("mlp", "energy") and len(site_shape) == 1
+    if points and kind not in ("none", "gaussian"):
+        raise ValueError(f"baseline {kind!r} needs lattice fields; point data take none or gaussian")
+    point_baseline = PointGaussianScore(int(site_shape[0])) if points and kind == "gaussian" else None
+    if config["net"] == "energy":  # EBM: score = −∇E (energy.py); the Gaussian baseline adds its energy
+        from .energy import EnergyMLP, EnergyScoreModel
+
+        if kind != "none" and point_baseline is None:
+            raise ValueError("the energy network takes the Gaussian baseline of point data only")
+        return EnergyScoreModel(EnergyMLP(**backbone_kwargs(config, site_shape)), sde, sigma_data,
+                                odd=bool(config.get("z2_equivariant", False)), baseline=point_baseline), sde
+    backbone = build_backbone(config["net"], **backbone_kwargs(config, site_shape))
     if kind not in BASELINES:
         raise ValueError(f"unknown score baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-    baseline = GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None
+    baseline = point_baseline or (GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None)
     # files written before z2_equivariant existed: no group averaging
     return ScoreModel(backbone, sde, sigma_data, baseline, odd=bool(config.get("z2_equivariant", False))), sde
 
@@ -76,7 +87,8 @@ def read_model_file(path, map_location="cpu") -> dict:
 
 
 def load_model(path, map_location="cpu"):
-    """(net, sde, config) from a model file; net is a ScoreModel (score(x, t)) in eval mode, with
+    """(net, sde, config) from a model file; net is a ScoreModel (score(x, t)) — an
+    energy.EnergyScoreModel (also energy(x, t)) for net "energy" — in eval mode, with
     the EMA weights.  config also carries "data_shape", "data_stats" and "meta" of the file."""
     blob = read_model_file(path, map_location)
     config = dict(blob["config"])

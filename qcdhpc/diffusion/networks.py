@@ -261,6 +261,49 @@ class GaussianScore(nn.Module):
         return -torch.fft.irfft2(out, s=x.shape[-2:])
 
 
+class PointGaussianScore(nn.Module):
+    """Exact score of the Gaussian with the training data's mean μ and covariance C, for flat point
+    data (B, D) (e.g. the (x, y) of complex-Langevin walkers), perturbed by the SDE:
+
+        Σ_t = α² C + s² I,   ∇ log p_t(x) = −Σ_t⁻¹ (x − α μ),   energy ½ (x − αμ)ᵀ Σ_t⁻¹ (x − αμ)
+
+    (C = U diag(λ) Uᵀ is stored, Σ_t⁻¹ = U diag(1/(α²λ + s²)) Uᵀ).  As a baseline the network learns
+    only the non-Gaussian rest: the second moments are then carried exactly and the network's few-%
+    errors apply to the small remainder (docs/diffusion.md, "SBM/EBM for complex Langevin")."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(int(dim), dtype=torch.float64))
+        self.register_buffer("evals", torch.ones(int(dim), dtype=torch.float64))
+        self.register_buffer("evecs", torch.eye(int(dim), dtype=torch.float64))
+
+    @torch.no_grad()
+    def fit(self, data: torch.Tensor, zero_mean: bool = False) -> "PointGaussianScore":
+        x = data.reshape(data.shape[0], -1).double().cpu()
+        mu = torch.zeros(x.shape[1], dtype=torch.float64) if zero_mean else x.mean(0)
+        d = x - mu
+        cov = d.T @ d / max(1, x.shape[0] - (0 if zero_mean else 1))
+        evals, evecs = torch.linalg.eigh(cov)
+        self.mean.copy_(mu)
+        self.evals.copy_(evals.clamp_min(0))
+        self.evecs.copy_(evecs)
+        return self
+
+    def _whiten(self, x, alpha, std):
+        a, s = alpha.reshape(-1, 1).to(x.dtype), std.reshape(-1, 1).to(x.dtype)
+        U = self.evecs.to(x.dtype)
+        d = (x.reshape(x.shape[0], -1) - a * self.mean.to(x.dtype)) @ U  # eigen-coordinates
+        return d, 1.0 / (a ** 2 * self.evals.to(x.dtype) + s ** 2), U
+
+    def forward(self, x, alpha, std):
+        d, inv, U = self._whiten(x, alpha, std)
+        return (-(d * inv) @ U.T).reshape(x.shape)
+
+    def energy(self, x, alpha, std):
+        d, inv, _ = self._whiten(x, alpha, std)
+        return 0.5 * (d * d * inv).sum(-1)
+
+
 def _kde_centres(amps: torch.Tensor, k: int, symmetric: bool, out: torch.Tensor) -> torch.Tensor:
     """K kernel centres (quantiles of `amps`, mirrored if `symmetric`) and the bandwidth (into `out`).
 
@@ -326,4 +369,8 @@ def build_backbone(kind: str, **kw) -> nn.Module:
         return UNet(**kw)
     if kind == "mlp":
         return MLPScore(**kw)
-    raise ValueError(f"unknown network {kind!r}; choose unet or mlp")
+    if kind == "energy":  # the EBM's v_θ (energy.py); model_io wraps it in EnergyScoreModel
+        from .energy import EnergyMLP
+
+        return EnergyMLP(**kw)
+    raise ValueError(f"unknown network {kind!r}; choose unet, mlp or energy")

@@ -44,17 +44,33 @@ class SampleRun(SegmentedRun):
 
     def __init__(self, model, out, *, n: int, steps: int, sampler: str, batch: int, seed: int,
                  denoise: bool = True, snr: float = 0.16, ode_method: str = "heun", device="cpu",
+                 mala_step: float = 0.05, burn_in: int = 500, thin: int = 10, chains: int | None = None,
+                 eps: float | None = None,
                  **kwargs):
+        from .energy import is_energy_model
         from .model_io import load_model
 
         super().__init__(out, inputs=(model,), **kwargs)
         self.model = Path(model)
         self.device = device
         self.net, self.sde, self.cfg = load_model(model, map_location=device)
+        if sampler == "mala" and not is_energy_model(self.net):
+            raise ValueError(f"--sampler mala samples exp(-E) of an energy model; {model} is a "
+                             f"{self.cfg['net']} score model (train with --net energy, or use em/pc/ode)")
         self.site_shape = tuple(int(s) for s in self.cfg["data_shape"][1:])
         self.opts = {"model_sha256": sha256(model), "n": int(n), "steps": int(steps), "sampler": sampler,
                      "batch": int(batch), "seed": int(seed), "denoise": bool(denoise), "snr": float(snr),
                      "ode_method": ode_method, "device": device.type}
+        if eps is not None:  # end time of the samplers / t_min of mala (default sde.eps_sample)
+            if not 0 < eps < self.sde.T:
+                raise ValueError(f"--eps must be in (0, {self.sde.T}) (got {eps})")
+            self.opts["eps"] = float(eps)
+        if sampler == "mala":  # MCMC on the learned energy (MCMC-EBM); the diffusion options do not apply
+            if not (0 < mala_step < float("inf")) or burn_in < 0 or thin < 1 or (chains is not None and chains < 1):
+                raise ValueError(f"mala needs --mala-step > 0, --burn-in >= 0, --thin >= 1, --chains >= 1 (got "
+                                 f"{mala_step}, {burn_in}, {thin}, {chains})")
+            self.opts.update(mala_step=float(mala_step), burn_in=int(burn_in), thin=int(thin),
+                             chains=int(chains) if chains else None, denoise=False)
         self.nbatch = -(-int(n) // int(batch))
         self._check_resources()
         if self.nbatch < self.comm.size:
@@ -112,17 +128,27 @@ class SampleRun(SegmentedRun):
         t0 = time.perf_counter()
         stop_at = min(o["n"], mine.stop * o["batch"])  # the last sample of this rank's block
         k = first
-        for block in iter_samples(self.net, self.sde, stop_at, self.site_shape, o["sampler"], o["steps"],
-                                  batch_size=o["batch"], denoise=o["denoise"], seed=o["seed"],
-                                  device=self.device, progress=self.progress and comm.rank == 0,
-                                  snr=o["snr"], method=o["ode_method"], first_batch=mine.start + first):
+        if o["sampler"] == "mala":
+            from .energy import mala_batches
+
+            blocks = mala_batches(self.net, self.sde, stop_at, self.site_shape, o["batch"], step=o["mala_step"],
+                                  burn_in=o["burn_in"], thin=o["thin"], chains=o["chains"], seed=o["seed"], t_min=o.get("eps"),
+                                  device=self.device, first_batch=mine.start + first)
+        else:
+            blocks = ((b, 0, 0) for b in iter_samples(
+                self.net, self.sde, stop_at, self.site_shape, o["sampler"], o["steps"], batch_size=o["batch"],
+                denoise=o["denoise"], seed=o["seed"], device=self.device, eps=o.get("eps"),
+                progress=self.progress and comm.rank == 0, snr=o["snr"], method=o["ode_method"],
+                first_batch=mine.start + first))
+        for block, accepted, proposed in blocks:
             x = block.numpy().astype(OUT_DTYPE)
             if not np.isfinite(x).all():
                 exc = RunFailed(f"batch {mine.start + k}: the sampler produced NaN/inf (too few --steps, "
                                 f"or a broken model); the {k} batch(es) before it are kept in {self.partial}")
                 exc.collective = False
                 raise exc
-            store.write(k, {"configs": x}, {"batch": mine.start + k})
+            store.write(k, {"configs": x, "mcmc": np.array([accepted, proposed], np.int64)},
+                        {"batch": mine.start + k})
             self.segment_written()
             self.drawn += len(x)
             k += 1
@@ -136,17 +162,34 @@ class SampleRun(SegmentedRun):
 
         o = self.opts
         train = self.cfg.get("meta", {}).get("training_ensemble", {})
-        attrs = {"L": list(self.site_shape), **{k: train[k] for k in ("kappa", "lam") if k in train},
+        points = train.get("container") == "walkers"  # (x, y) points of a CL model: no lattice extent L
+        attrs = {**({} if points else {"L": list(self.site_shape)}),
+                 **{k: train[k] for k in ("kappa", "lam", "sigma") if k in train}, "net": self.cfg["net"],
                  "dtype": np.dtype(OUT_DTYPE).name, "model": str(self.model.resolve()), "sde": self.cfg["sde"],
                  "training_ensemble": train or None, "mpi_size": self.comm.size, **provenance(self.command)}
         theory = train.get("theory") or ("phi4" if "kappa" in train else None)
         create_samples(f, n=o["n"], site_shape=self.site_shape, dtype=OUT_DTYPE, theory=theory, attrs=attrs)
-        create_history(f, "sampler", attrs={
+        from ..run.segments import SegmentStore
+
+        acc = np.zeros(2, np.int64)
+        for r in range(self.comm.size):
+            store = SegmentStore(self.partial, r)
+            for k in store.indices():
+                a, _ = store.read(k)
+                if "mcmc" in a:
+                    acc += np.asarray(a["mcmc"], np.int64)
+        mcmc = {}
+        if o["sampler"] == "mala":
+            mcmc = {"mala_step": o["mala_step"], "burn_in": o["burn_in"], "thin": o["thin"],
+                    "chains_per_batch": o["chains"] or o["batch"], "accepted": int(acc[0]), "proposed": int(acc[1]),
+                    "acceptance_rate": float(acc[0] / acc[1]) if acc[1] else None,
+                    "t_min": float(o.get("eps") or self.sde.eps_sample)}
+        create_history(f, "sampler", attrs={**mcmc,
             "options": o, "sampler": o["sampler"], "steps": o["steps"], "seed": o["seed"],
             "batch": o["batch"], "denoise": o["denoise"],
             "snr": o["snr"] if o["sampler"] == "pc" else None,
-            "ode_method": o["ode_method"] if o["sampler"] == "ode" else None,
-            "device": o["device"], "sample_time_s": round(self.time_s, 3)})
+            "ode_method": o["ode_method"] if o["sampler"] == "ode" else None, "net": self.cfg["net"],
+            "eps": float(o.get("eps") or self.sde.eps_sample), "device": o["device"], "sample_time_s": round(self.time_s, 3)})
         row = 0
         for r in range(self.comm.size):
             store = SegmentStore(self.partial, r)

@@ -43,7 +43,8 @@ _RESUMABLE_CHANGES = {"epochs", "checkpoint_every", "device"}
 class TrainConfig:
     sde: str = "ve"                       # "ve" (the seeds') or "vp"
     sde_params: dict = field(default_factory=dict)  # e.g. {"sigma": 25.0}; empty = SDE defaults
-    net: str = "unet"                     # "unet" (lattices) or "mlp" (toy / flat data)
+    net: str = "unet"                     # "unet" (lattices), "mlp" (toy / flat data: a score MLP) or
+                                          # "energy" (flat data: score = −∇E, E = ½‖v_θ‖², energy.py)
     channels: int = 32                    # unet base channels
     depth: int = 2                        # unet down-samplings (L must be divisible by 2**depth)
     n_res: int = 1                        # unet residual blocks per level
@@ -80,8 +81,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
-        if self.net not in ("unet", "mlp"):
-            raise ValueError(f"net must be unet or mlp (got {self.net!r})")
+        if self.net not in ("unet", "mlp", "energy"):
+            raise ValueError(f"net must be unet, mlp or energy (got {self.net!r})")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be positive and finite (got {self.lr})")
         if not 0 <= self.grad_clip <= math.inf:  # 0 (or inf) disables clipping; NaN is refused
@@ -203,6 +204,18 @@ def _weights_mismatch(ck: dict, model_state: dict) -> str | None:
                 not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape for k, v in model_state.items()):
             return f"its {name} weights do not match the network of these options"
     return None
+
+
+def _epoch_order(sampler) -> torch.Tensor:
+    """The indices DistributedSampler(shuffle=True, drop_last=False) yields for its epoch, as a tensor
+    (the same permutation and padding; without its Python list, which costs ~1 GB at 10⁷ samples)."""
+    n, total = len(sampler.dataset), sampler.total_size
+    g = torch.Generator()
+    g.manual_seed(sampler.seed + sampler.epoch)
+    idx = torch.randperm(n, generator=g)
+    if total > n:
+        idx = torch.cat([idx] * (-(-total // n)))[:total]
+    return idx[sampler.rank:total:sampler.num_replicas]
 
 
 def train(data, config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
@@ -344,7 +357,7 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
     for epoch in epochs:
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
-        order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        order = _epoch_order(sampler)
         loss_sum, gn_sum, nb = 0.0, 0.0, 0
         model.train()
         for idx in order.split(config.batch):
