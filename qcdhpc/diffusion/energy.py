@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import GaussianFourierEmbedding
+from .networks import time_mlp
 
 
 class EnergyMLP(nn.Module):
@@ -38,13 +38,7 @@ class EnergyMLP(nn.Module):
                  fourier_scale: float = 16.0):
         super().__init__()
         self.dim = int(dim)
-        self.embed = GaussianFourierEmbedding(temb_dim, fourier_scale)
-        layers, cin = [], self.dim + temb_dim
-        for _ in range(n_layers):
-            layers += [nn.Linear(cin, hidden), nn.SiLU()]
-            cin = hidden
-        self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(hidden, self.dim)
+        self.embed, self.body, self.out = time_mlp(self.dim, hidden, n_layers, temb_dim, fourier_scale)
         # not zero-initialised (unlike MLPScore): at v ≡ 0 the score −J_vᵀv and its gradient in the
         # output weights both vanish (a saddle); a small output layer starts near the zero score
         with torch.no_grad():

@@ -158,6 +158,17 @@ class UNet(nn.Module):
         return out if uniform is None else out + uniform[:, None, None]
 
 
+def time_mlp(dim: int, hidden: int, n_layers: int, temb_dim: int, fourier_scale: float):
+    """(embed, body, out) of the point-data networks (MLPScore, energy.EnergyMLP): [x, emb(t)] →
+    hidden×n_layers (SiLU, smooth: the energy model differentiates it twice) → R^dim."""
+    embed = GaussianFourierEmbedding(temb_dim, fourier_scale)
+    layers, cin = [], dim + temb_dim
+    for _ in range(n_layers):
+        layers += [nn.Linear(cin, hidden), nn.SiLU()]
+        cin = hidden
+    return embed, nn.Sequential(*layers), nn.Linear(hidden, dim)
+
+
 class MLPScore(nn.Module):
     """MLP backbone for (B,) or (B, D) toy data: [x, emb(t)] → hidden×n_layers (SiLU) → −ε."""
 
@@ -165,13 +176,7 @@ class MLPScore(nn.Module):
                  fourier_scale: float = 16.0):
         super().__init__()
         self.dim = int(dim)
-        self.embed = GaussianFourierEmbedding(temb_dim, fourier_scale)
-        layers, cin = [], self.dim + temb_dim
-        for _ in range(n_layers):
-            layers += [nn.Linear(cin, hidden), nn.SiLU()]
-            cin = hidden
-        self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(hidden, self.dim)
+        self.embed, self.body, self.out = time_mlp(self.dim, hidden, n_layers, temb_dim, fourier_scale)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
