@@ -16,7 +16,6 @@ the compatibility of every row with the HMC test set in standard deviations, |a�
 """
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -28,18 +27,7 @@ COLUMNS = (("M", "⟨M⟩"), ("chi2_full", "χ₂ = V⟨M²⟩"), ("UL", "U_L"),
 ROW_NAMES = {"hmc_train": "Training (HMC)", "hmc_test": "Testing (HMC)", "dm_samples": "Generated (DM)"}
 MEASURE_FORMAT = "qcdhpc.observables"
 MEASURE_SCHEMA = 2  # newest measure JSON this report reads (1: before the format header)
-MARK = "<!-- qcdhpc report -->"  # first line of the files we write: what --out may replace
-_LEGACY_MARK = "Errors: Γ-method with τ_int per chain"  # reports written before MARK existed
-
-
-def is_report(path) -> bool:
-    """Whether `path` is a report (markdown or HTML) this module wrote, so a rerun may replace it."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16).decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    return MARK in head or _LEGACY_MARK in head
+from .render import MARK, html_path, is_report, relative as _relative  # noqa: F401  (re-exported)
 
 
 def _number(x) -> bool:
@@ -171,12 +159,6 @@ def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 
     return out
 
 
-def _relative(path: Path, base: Path) -> str:
-    """Figure links relative to the report, so the results directory can be moved as a whole."""
-    path, base = Path(path).resolve(), Path(base).resolve()
-    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
-
-
 def point_section(point: Path, report_dir: Path) -> dict:
     """Everything the report says about one physics point, as plain data."""
     point = Path(point)
@@ -206,13 +188,9 @@ def point_section(point: Path, report_dir: Path) -> dict:
             "distances": distances, "L": ensembles[0].get("L")}
 
 
-def _md_table(section: dict) -> list[str]:
-    head = ["data set", "N"] + [t for _, t in COLUMNS] + [f"σ vs test: {t}" for _, t in COLUMNS[:3]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in section["rows"]:
-        sig = [sigma_text(s) for s in r["n_sigma"]]
-        lines.append("| " + " | ".join([r["name"], str(r["n"]), *r["cells"], *sig]) + " |")
-    return lines
+INTRO = ("Errors: Γ-method with τ_int per chain for HMC (pyerrors), delete-one jackknife for "
+         "independent DM samples. χ₂ = V⟨M²⟩, U_L = 1 − ⟨M⁴⟩/(3⟨M²⟩²) (docs/observables.md). "
+         "Last columns: distance to the HMC test set in standard deviations.")
 
 
 def _describe(section: dict) -> str:
@@ -221,49 +199,48 @@ def _describe(section: dict) -> str:
     return ", ".join(f"{k} = {p[k]}" for k in keys if k in p)
 
 
-def write_report(points, out_md, title: str = "qcdhpc φ⁴ report") -> tuple[Path, Path]:
-    """Write OUT.md and OUT.html for the given point directories; returns both paths."""
-    out_md = Path(out_md)
-    report_dir = out_md.parent
-    sections = [point_section(Path(p), report_dir) for p in points]
-    md = [MARK, f"# {title}", "",
-          "Errors: Γ-method with τ_int per chain for HMC (pyerrors), delete-one jackknife for "
-          "independent DM samples. χ₂ = V⟨M²⟩, U_L = 1 − ⟨M⁴⟩/(3⟨M²⟩²) (docs/observables.md). "
-          "Last columns: distance to the HMC test set in standard deviations.", ""]
-    for s in sections:
-        md += [f"## {s['name']}", "", _describe(s), ""] + _md_table(s) + [""]
-        for lab, d in s["distances"].items():
-            parts = [f"{k}: KS D = {v.get('ks_D', float('nan')):.3f}, Hellinger = {v.get('hellinger', float('nan')):.3f}"
-                     for k, v in d.items() if isinstance(v, dict)]
-            if parts:
-                md.append(f"- distribution distance of {ROW_NAMES.get(lab, lab)} from the training set — " + "; ".join(parts))
-        md.append("")
-        for f in s["figures"]:
-            md += [f"![{f['caption']}]({f['path']})", f"*{f['caption']}*", ""]
-    from ..io.atomic import atomic_write_text
+# --- the report's family interface (qcdhpc/report/render.py) ---
 
-    atomic_write_text(out_md, "\n".join(md) + "\n")
+def claims(point: Path) -> bool:
+    """A φ⁴ point: observables.json of theory phi4 (or of the schema-1 files, which had no theory)."""
+    import json
 
-    esc = html.escape
-    h = [f"<!doctype html>{MARK}<meta charset='utf-8'><title>{esc(title)}</title>",
-         "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
-         "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
-         "img{max-width:32em;margin:4px}figure{display:inline-block}</style>",
-         f"<h1>{esc(title)}</h1><p>{esc(md[3])}</p>"]
-    for s in sections:
-        head = ["data set", "N"] + [t for _, t in COLUMNS] + [f"σ vs test: {t}" for _, t in COLUMNS[:3]]
-        h.append(f"<h2>{esc(s['name'])}</h2><p>{esc(_describe(s))}</p><table><tr>"
-                 + "".join(f"<th>{esc(c)}</th>" for c in head) + "</tr>")
-        for r in s["rows"]:
-            sig = [sigma_text(x) for x in r["n_sigma"]]
-            h.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in [r["name"], r["n"], *r["cells"], *sig]) + "</tr>")
-        h.append("</table>")
-        for f in s["figures"]:
-            h.append(f"<figure><img src='{esc(f['path'])}'><figcaption>{esc(f['caption'])}</figcaption></figure>")
-    out_html = html_path(out_md)
-    atomic_write_text(out_html, "\n".join(h) + "\n")
-    return out_md, out_html
+    f = Path(point) / "observables.json"
+    if not f.is_file():
+        return False
+    try:
+        return json.loads(f.read_text(encoding="utf-8")).get("theory", "phi4") == "phi4"
+    except (OSError, ValueError, AttributeError):
+        return True  # unreadable: load_point says why
 
 
-def html_path(out_md) -> Path:
-    return Path(out_md).with_suffix(".html")
+def check(point: Path) -> None:
+    load_point(point)
+
+
+def inputs(point: Path) -> list[Path]:
+    return report_inputs([point])
+
+
+def blocks(point: Path, report_dir: Path) -> list:
+    s = point_section(point, report_dir)
+    head = ["data set", "N"] + [t for _, t in COLUMNS] + [f"σ vs test: {t}" for _, t in COLUMNS[:3]]
+    rows = [[r["name"], r["n"], *r["cells"], *[sigma_text(x) for x in r["n_sigma"]]] for r in s["rows"]]
+    out = [("h2", f"φ⁴: {s['name']}"), ("p", _describe(s)), ("p", INTRO), ("table", head, rows)]
+    items = []
+    for lab, d in s["distances"].items():
+        parts = [f"{k}: KS D = {v.get('ks_D', float('nan')):.3f}, Hellinger = {v.get('hellinger', float('nan')):.3f}"
+                 for k, v in d.items() if isinstance(v, dict)]
+        if parts:
+            items.append(f"distribution distance of {ROW_NAMES.get(lab, lab)} from the training set — " + "; ".join(parts))
+    if items:
+        out.append(("list", items))
+    out += [("figure", f["path"], f["caption"]) for f in s["figures"]]
+    return out
+
+
+def write_report(points, out_md, title: str = "qcdhpc report") -> tuple[Path, Path]:
+    """Write OUT.md and OUT.html for the given directories (qcdhpc.report.render.write_report)."""
+    from .render import write_report as _write
+
+    return _write(points, out_md, title=title)

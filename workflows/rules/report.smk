@@ -1,4 +1,5 @@
-# The comparison report over all physics points (markdown + HTML, figures linked).
+# The comparison report over all physics points and CL directories (markdown + HTML, figures linked):
+# one section per directory, chosen by the theory its observables say (qcdhpc/report/).
 
 
 rule report:
@@ -6,12 +7,13 @@ rule report:
         obs=expand(f"{RESULTS}/{{point}}/observables.json", point=POINTS),
         plots=expand(f"{RESULTS}/{{point}}/plots", point=POINTS),
         loss=expand(f"{RESULTS}/{{point}}/model/loss.png", point=POINTS),
+        cl=cl_report_inputs(),
     output:
         md=f"{RESULTS}/report.md",
         html=f"{RESULTS}/report.html",
     params:
         qcdhpc=QCDHPC,
-        points=[f"{RESULTS}/{p}" for p in POINTS],
+        points=[f"{RESULTS}/{p}" for p in POINTS] + cl_report_dirs(),
     log:
         f"{RESULTS}/logs/report.log",
     threads: 1
