@@ -15,7 +15,7 @@ RESULTS ?= results
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all run test build bench bench-sampler toy-cumulants phi4-cpu-hour clean distclean system-deps
+.PHONY: all run test build bench bench-sampler bench-cl toy-cumulants phi4-cpu-hour cl-table cl-bose-scan clean distclean system-deps
 
 all: build
 
@@ -71,6 +71,19 @@ phi4-cpu-hour: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 	  $(VENV)/bin/snakemake -s workflows/Snakefile --configfile workflows/config/cpu_hour.yaml \
 	  --profile workflows/profiles/local $(SNAKEMAKE_ARGS)
+
+# Complex Langevin (docs/results.md): the seeds' quartic table with 10 SBM + 10 EBM models, and the
+# Bose-gas <n>(mu) scans on 4^4 and 8^4.
+cl-table: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake -s workflows/Snakefile \
+	  --configfile workflows/config/cl_table.yaml --profile workflows/profiles/local $(SNAKEMAKE_ARGS)
+
+cl-bose-scan: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake -s workflows/Snakefile \
+	  --configfile workflows/config/cl_bose_scan.yaml --profile workflows/profiles/local $(SNAKEMAKE_ARGS)
+
+bench-cl: build
+	$(PY) benchmarks/bench_cl.py --out $(RESULTS)/bench_cl.json
 
 clean:
 	rm -rf build $(BUILT) qcdhpc/*.so *.egg-info

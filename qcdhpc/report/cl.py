@@ -227,7 +227,9 @@ def _scan_blocks(d: Path, report_dir: Path) -> list:
     out = [("h2", f"Complex Langevin: Bose gas {p['N']}^{p['d']}, m = {p['m']}, λ = {p['lam']} — ⟨n⟩(μ)"),
            ("p", f"{rows[0]['res'].get('n_walkers')} configurations × {rows[0]['res'].get('n_records')} records per μ, "
                  f"scheme {lv.get('scheme')}, ε = {lv.get('dt')}; errors: {rows[0]['res'].get('error_method')}. "
-                 f"Onset (n = {ONSET_N} crossing): μ ≈ {mu_c:.3f}" if mu_c is not None else
+                 f"Onset (n = {ONSET_N} crossing, linear between scan points "
+                 f"{max(r['mu'] for r in rows if r['mu'] <= mu_c):g} and {min(r['mu'] for r in rows if r['mu'] >= mu_c):g}): "
+                 f"μ ≈ {mu_c:.3f}" if mu_c is not None else
                  f"No onset (n < {ONSET_N}) in the scanned range." ),
            ("p", f"Free lattice onset cosh μ₀ = 1 + m²/2: μ₀ = {mu0:.4f}. Below onset n is μ-independent at "
                  "T = 0 (Silver Blaze); at N_t = N the thermal tail of the lightest mode is left, which the "
