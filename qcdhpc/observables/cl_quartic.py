@@ -32,6 +32,10 @@ def _cumulants(mu: np.ndarray) -> np.ndarray:
     return k
 
 
+WALKER_BLOCK_ELEMENTS = 4_000_000  # records per block of the per-walker averages (64 MB of complex128)
+DIAG_ELEMENTS = 20_000_000  # records the diagnostics use at most (≈ 2 GB of temporaries)
+
+
 def _walker_series(c):
     """(z (W, R) complex, weights (W, R), runaway (W,) bool, source) of a walkers container, or of a
     samples container of (x, y) pairs (a diffusion model's draws: each sample one walker, weight 1)."""
@@ -47,7 +51,7 @@ def _walker_series(c):
     hist = c.history.get("langevin")
     runaway = (hist["runaway"].astype(bool) if hist is not None and "runaway" in hist
                else np.zeros(len(c), bool))
-    return np.asarray(c.configs[()]), np.asarray(c.weight[()]), runaway, "walkers"
+    return c.configs, c.weight, runaway, "walkers"  # HDF5 datasets: read in blocks of walkers below
 
 
 def _params(c):
@@ -61,8 +65,9 @@ def measure_container(c) -> dict:
     zall, wall, runaway, source = _walker_series(c)
     W = zall.shape[0]
     per_walker = np.empty((W, len(ORDERS)), np.complex128)
-    for start in range(0, W, 4096):  # bounded memory: blocks of walkers
-        zb, wb = zall[start:start + 4096], wall[start:start + 4096]
+    block = max(1, min(4096, WALKER_BLOCK_ELEMENTS // max(1, zall.shape[1])))
+    for start in range(0, W, block):  # bounded memory: blocks of walkers read from the file
+        zb, wb = np.asarray(zall[start:start + block]), np.asarray(wall[start:start + block])
         zb = np.where(wb > 0, zb, 0.0)
         norm = wb.sum(axis=1)
         pw = np.stack([(wb * zb ** n).sum(axis=1) for n in ORDERS], axis=1)
@@ -101,7 +106,11 @@ def measure_container(c) -> dict:
     hist = c.history.get("langevin") if source == "walkers" else None
     diagnostics = None
     if source == "walkers" and sigma is not None and lam is not None:
-        diagnostics = _diagnostics(zall[good], wall[good], sigma, lam)
+        # the |K| histogram and boundary terms from the first good walkers up to a memory bound
+        # (DIAG_ELEMENTS records); their number is recorded
+        idx = np.flatnonzero(good)[:max(2, DIAG_ELEMENTS // max(1, zall.shape[1]))]
+        diagnostics = _diagnostics(np.asarray(zall[idx]), np.asarray(wall[idx]), sigma, lam)
+        diagnostics["walkers"] = int(len(idx))
     return {"format": "qcdhpc.observables", "schema_version": 2, "theory": NAME, "source": source,
             "observables": obs, "n_walkers": int(n), "n_runaway": int((~good).sum()),
             "n_records": int(zall.shape[1]),
