@@ -137,6 +137,24 @@ def test_quartic_noise_is_one_stream_per_walker():
     assert kernels._cpu.cl.RNG_LANGEVIN_WALKER == K.RNG_LANGEVIN_WALKER == 3
 
 
+@pytest.mark.parametrize("n", [1, 5, 124, 128, 131, 257, 283])
+def test_langevin_noise_words_any_length(n):
+    """The CPU's lane-block Philox (csrc/include/qcdhpc/core/philox.h, philox4x64_10_lanes: 32 lanes
+    interleaved, then 8 at a time, masked tail) gives the generator's words for every block of every
+    row: entries re-derived from kernels.philox4x64_10 block by block (counter (blk, step, 2, 0))."""
+    B, seed, off, step = 2, 9, 4, 6
+    a = K.langevin_noise(np.empty((B, n)), seed, off, step)
+    for b in range(B):
+        for blk in range((n + 3) // 4):
+            words = np.array(kernels.philox4x64_10([blk, step, K.RNG_LANGEVIN, 0], [seed, off + b]), np.uint64)
+            u = ((words >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+            r01, r23 = np.sqrt(-2 * np.log(u[0])), np.sqrt(-2 * np.log(u[2]))
+            expect = [r01 * np.cos(2 * np.pi * u[1]), r01 * np.sin(2 * np.pi * u[1]),
+                      r23 * np.cos(2 * np.pi * u[3]), r23 * np.sin(2 * np.pi * u[3])]
+            m = min(4, n - 4 * blk)
+            close(a[b, 4 * blk:4 * blk + m], expect[:m], rtol=1e-13, atol=1e-14)
+
+
 def test_quartic_noise_statistics():
     """The stream's normals: N(0, 1) (Kolmogorov-Smirnov, moments, tails) and uncorrelated in steps."""
     stats = pytest.importorskip("scipy.stats")
