@@ -2,9 +2,11 @@
 // qcdhpc/cl/langevin_stages.h compiled with OpenMP loops, plus the CPU's
 // scheduling: quartic walkers in lane blocks (steps outer, a vector loop over
 // the block's walkers inner, the block's state in L1), Bose-gas configurations
-// one per thread (each runs the whole stage sequence on its own fields, which
-// stay in cache).  Every walker and configuration does the same operations in
-// the same order as on the GPU, so the results are the same bits.
+// in lane blocks of eight, one block per thread (the stage sequence on all eight
+// at once, their fields interleaved so that the per-site math runs on contiguous
+// vectors; a single configuration runs the stages themselves).  Every walker and
+// configuration does the same operations in the same order as on the GPU, so the
+// results are the same bits.
 #define QCDHPC_BACKEND cpu
 #include <algorithm>
 #include <vector>
