@@ -97,6 +97,47 @@ def test_bose_drift_equals_model(d, N):
     close(phi2, g.phi2(lat), rtol=1e-13, atol=1e-13)
 
 
+def _cmul(ar, ai, br, bi):  # cl/site.h's complex product in real numpy arithmetic: no fused operations
+    return ar * br - ai * bi, ar * bi + ai * br
+
+
+@pytest.mark.parametrize("d,N", [(2, 4), (3, 3), (4, 2)])
+def test_bose_drift_bits_are_the_header_formula(d, N):
+    """The CPU drift, bit for bit, is (B3) in cl/site.h's order of IEEE operations with no contraction
+    (what the GPU computes with --fmad=false): GCC 12 once fused the complex products of some stages
+    into vfmaddsub despite -ffp-contract=off (CMakeLists.txt, -fno-tree-slp-vectorize)."""
+    B, m, lam, mu = 5, 1.0, 0.5, 0.4
+    p = fields(B, N, d, seed=d)
+    got = np.asarray(K.bose_drift(p, N=N, d=d, m=m, lam=lam, mu=mu)).reshape(B, 2, -1)
+    lat = (B, 2) + (N,) * d
+    f = p.reshape(lat)
+    re, im = f.real.copy(), f.imag.copy()
+    roll = lambda a, s, ax: np.roll(a, s, axis=ax + 2)  # noqa: E731  lattice axis ax of (B, 2, N, ...)
+    r2r, r2i = _cmul(re[:, 0], im[:, 0], re[:, 0], im[:, 0])
+    s2r, s2i = _cmul(re[:, 1], im[:, 1], re[:, 1], im[:, 1])
+    rho_r, rho_i = r2r + s2r, r2i + s2i
+    wr, wi = (2 * d + m * m) + lam * rho_r, lam * rho_i
+    out = []
+    ch, sh = math.cosh(mu), math.sinh(mu)
+    for a in (0, 1):
+        xr, xi = _cmul(wr, wi, re[:, a], im[:, a])
+        ar, ai = -xr, -xi
+        for nu in range(1, d):
+            ar = (ar + roll(re, -1, nu)[:, a]) + roll(re, 1, nu)[:, a]
+            ai = (ai + roll(im, -1, nu)[:, a]) + roll(im, 1, nu)[:, a]
+        ur, ui = roll(re, -1, 0)[:, a], roll(im, -1, 0)[:, a]
+        dr, di = roll(re, 1, 0)[:, a], roll(im, 1, 0)[:, a]
+        b = 1 - a
+        vr, vi = roll(re, -1, 0)[:, b] - roll(re, 1, 0)[:, b], roll(im, -1, 0)[:, b] - roll(im, 1, 0)[:, b]
+        tr, ti = -(sh * vi), sh * vr  # times_i(sh, v)
+        sgn = -1 if a == 0 else 1
+        kr = (ar + ch * (ur + dr)) + sgn * tr if sgn > 0 else (ar + ch * (ur + dr)) - tr
+        ki = (ai + ch * (ui + di)) + ti if sgn > 0 else (ai + ch * (ui + di)) - ti
+        out.append((kr + 1j * ki).reshape(B, -1))
+    want = np.stack(out, axis=1)
+    assert np.array_equal(got, want)
+
+
 def test_quartic_kmax_equals_model():
     z = walkers(50, seed=3, scale=2.0)
     q = Quartic(0.5 - 1j, 0.7)
@@ -115,7 +156,7 @@ def test_noise_is_a_function_of_seed_index_and_step():
     assert np.array_equal(a[:, :4], c)
     assert abs(a.mean()) < 0.5 and 0.5 < a.std() < 1.5
     assert kernels._cpu.cl.RNG_LANGEVIN == K.RNG_LANGEVIN == 2
-    assert K.NUMERICS_VERSION == kernels.NUMERICS_VERSIONS["cl"] == 2
+    assert K.NUMERICS_VERSION == kernels.NUMERICS_VERSIONS["cl"] == 3
 
 
 def test_quartic_noise_is_one_stream_per_walker():
@@ -135,6 +176,24 @@ def test_quartic_noise_is_one_stream_per_walker():
               r23 * np.cos(2 * np.pi * u[3]), r23 * np.sin(2 * np.pi * u[3])]
     close(real[2, 8:12], expect, rtol=1e-14, atol=1e-15)
     assert kernels._cpu.cl.RNG_LANGEVIN_WALKER == K.RNG_LANGEVIN_WALKER == 3
+
+
+@pytest.mark.parametrize("n", [1, 5, 124, 128, 131, 257, 283])
+def test_langevin_noise_words_any_length(n):
+    """The CPU's lane-block Philox (csrc/include/qcdhpc/core/philox.h, philox4x64_10_lanes: 32 lanes
+    interleaved, then 8 at a time, masked tail) gives the generator's words for every block of every
+    row: entries re-derived from kernels.philox4x64_10 block by block (counter (blk, step, 2, 0))."""
+    B, seed, off, step = 2, 9, 4, 6
+    a = K.langevin_noise(np.empty((B, n)), seed, off, step)
+    for b in range(B):
+        for blk in range((n + 3) // 4):
+            words = np.array(kernels.philox4x64_10([blk, step, K.RNG_LANGEVIN, 0], [seed, off + b]), np.uint64)
+            u = ((words >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+            r01, r23 = np.sqrt(-2 * np.log(u[0])), np.sqrt(-2 * np.log(u[2]))
+            expect = [r01 * np.cos(2 * np.pi * u[1]), r01 * np.sin(2 * np.pi * u[1]),
+                      r23 * np.cos(2 * np.pi * u[3]), r23 * np.sin(2 * np.pi * u[3])]
+            m = min(4, n - 4 * blk)
+            close(a[b, 4 * blk:4 * blk + m], expect[:m], rtol=1e-13, atol=1e-14)
 
 
 def test_quartic_noise_statistics():
@@ -213,6 +272,30 @@ def test_bose_split_runs_equal_one_run_bit_for_bit(kbar, n_y):
     rp = K.bose_langevin(part, nsteps=100, field_offset=2, **kw)
     assert np.array_equal(part, one[2:])
     assert np.array_equal(rp[0], r1[0][2:])
+
+
+@pytest.mark.parametrize("N,d,scheme,kbar,n_y", [(4, 2, "heun", None, 0.0), (3, 2, "euler", 3.0, 0.3),
+                                                 (3, 3, "heun", 3.0, 0.3), (2, 4, "heun", None, 0.2)])
+def test_bose_lane_blocks_equal_single_configurations_bit_for_bit(N, d, scheme, kbar, n_y):
+    """B >= 2 configurations run in lane blocks of eight on the CPU (cl_cpu.cpp, bose_lane_block:
+    here one full block and a partial one), B = 1 through the stages one configuration at a time
+    (the GPU's code): the same bits, including a configuration that runs away during the call, an
+    odd volume (a partial last noise block) and records of every kind."""
+    B = 11
+    p0 = fields(B, N, d, seed=N + d)
+    p0[4, 1, 2] = 9e3  # runs away within a few steps at a fixed step (bound 1e4 below)
+    p0[9, 0, 1] = 2e4  # has run away before the call
+    kw = dict(N=N, d=d, m=1.0, lam=0.5, mu=0.4, dt=0.01, every=3, seed=5, n_y=n_y, kbar=kbar,
+              scheme=scheme, bound=1e4)
+    lanes = p0.copy()
+    rl = K.bose_langevin(lanes, nsteps=17, step_offset=3, field_offset=2, **kw)
+    assert rl.runaway[9] == 1 and rl.runaway[4] == (kbar is None) and rl.n_runaway == 1 + (kbar is None)
+    for b in range(B):
+        one = p0[b:b + 1].copy()
+        r1 = K.bose_langevin(one, nsteps=17, step_offset=3, field_offset=2 + b, **kw)
+        assert np.array_equal(one, lanes[b:b + 1], equal_nan=True)
+        for x, y in zip(r1, rl):
+            assert np.array_equal(x, y[b:b + 1], equal_nan=True)
 
 
 def test_threads_do_not_change_bits():

@@ -33,7 +33,7 @@ Random numbers (docs/conventions.md): walker / configuration i of a call is glob
 * Bose gas: counters (blk, step, RNG_LANGEVIN = 2, 0); the noise vector of a step (what
   ``langevin_noise`` returns) has n = 2V (η_x of (a, x) at a·V + x) or 4V (η_y at 2V + a·V + x)
   entries, entry j the normal j mod 4 of block j div 4.
-* Quartic walkers (numerics version 2): each walker's normals are one stream g_0, g_1, ...; step s uses
+* Quartic walkers (since numerics version 2): each walker's normals are one stream g_0, g_1, ...; step s uses
   g_{n s}, ..., g_{n s + n - 1} with n = 1 (η_x) or 2 (η_x, η_y), and g_j is normal j mod 4 of the block
   with counter (0, j div 4, RNG_LANGEVIN_WALKER = 3, 0): one Philox block per four normals
   (``quartic_noise`` returns them).

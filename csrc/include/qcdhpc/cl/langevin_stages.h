@@ -251,15 +251,8 @@ inline void bose_noise(double* out, int64_t B, int64_t n, uint64_t seed, uint64_
     alignas(64) uint64_t wd[4][kNoiseChunk];
     alignas(64) double g[4][kNoiseChunk];
     const uint64_t key1 = field0 + uint64_t(b);
-#pragma omp simd
-    for (int64_t i = 0; i < m; ++i) {
-      const Philox4x64 w =
-          philox4x64_10(Philox4x64{{uint64_t(c0 + i), step, mc::kRngLangevin, 0}}, seed, key1);
-      wd[0][i] = w.v[0];
-      wd[1][i] = w.v[1];
-      wd[2][i] = w.v[2];
-      wd[3][i] = w.v[3];
-    }
+    uint64_t* const w[4] = {wd[0], wd[1], wd[2], wd[3]};
+    philox4x64_10_lanes(m, Philox4x64{{uint64_t(c0), step, mc::kRngLangevin, 0}}, seed, key1, 1, 0, w);
 #pragma omp simd
     for (int64_t i = 0; i < m; ++i) {
       box_muller(wd[0][i], wd[1][i], g[0][i], g[1][i]);

@@ -36,7 +36,7 @@ QCD_INLINE C128 complex_nan() { return C128{quiet_nan(), quiet_nan()}; }
 // max(m, v) that propagates NaN: the result is NaN iff any operand seen was, and
 // otherwise the exact maximum -- so it does not depend on the order of a reduction
 // (vectorised on the CPU, parallel on the GPU: the same bits).
-QCD_INLINE double max_nan(double m, double v) { return (v > m || v != v) ? v : m; }
+QCD_INLINE double max_nan(double m, double v) { return ((v > m) | (v != v)) ? v : m; }
 
 // The step parameters every walker / field of a call shares.
 struct StepParams {
@@ -193,30 +193,50 @@ QCD_INLINE void bose_neighbours(int64_t x, int64_t N, int32_t* nb) {
 // K_2 gets +i sinh mu (phi_1(x+0^) - phi_1(x-0^)).  f1, f2: the two fields of one
 // configuration; nb: the neighbour table (2D entries per site).  Operations in
 // the order of models.py's BoseGas.drift.
-template <int D>
-QCD_INLINE void bose_drift(const C128* f1, const C128* f2, const int32_t* nb, int64_t x,
-                           const BoseCoeffs& c, C128& k1, C128& k2) {
+// The fields as functions of the site: f1(i), f2(i) return phi_1(i), phi_2(i) -- plain
+// arrays (PtrField, what the stages and the GPU use) or the CPU's lane blocks of eight
+// configurations (csrc/cpu/cl_cpu.cpp): the same operations either way.
+struct PtrField {
+  const C128* p;
+  QCD_INLINE C128 operator()(int64_t i) const { return p[i]; }
+};
+
+template <int D, class F1, class F2>
+QCD_INLINE void bose_drift_of(F1 f1, F2 f2, const int32_t* nb, int64_t x,
+                              const BoseCoeffs& c, C128& k1, C128& k2) {
   const int32_t* n = nb + x * (2 * D);
-  const C128 p1 = f1[x], p2 = f2[x];
+  const C128 p1 = f1(x), p2 = f2(x);
   const C128 rho2 = p1 * p1 + p2 * p2;
   const C128 w{c.mass + c.lam * rho2.re, c.lam * rho2.im};
   C128 a = -(w * p1), b = -(w * p2);
+#if defined(__CUDACC__)
+#pragma unroll
+#else
+#pragma GCC unroll 4
+#endif
   for (int nu = 1; nu < D; ++nu) {
-    a = (a + f1[n[2 * nu]]) + f1[n[2 * nu + 1]];
-    b = (b + f2[n[2 * nu]]) + f2[n[2 * nu + 1]];
+    a = (a + f1(n[2 * nu])) + f1(n[2 * nu + 1]);
+    b = (b + f2(n[2 * nu])) + f2(n[2 * nu + 1]);
   }
-  const C128 u1 = f1[n[0]], d1 = f1[n[1]], u2 = f2[n[0]], d2 = f2[n[1]];
+  const C128 u1 = f1(n[0]), d1 = f1(n[1]), u2 = f2(n[0]), d2 = f2(n[1]);
   k1 = (a + c.ch * (u1 + d1)) - times_i(c.sh, u2 - d2);
   k2 = (b + c.ch * (u2 + d2)) + times_i(c.sh, u1 - d1);
+}
+
+template <int D>
+QCD_INLINE void bose_drift(const C128* f1, const C128* f2, const int32_t* nb, int64_t x,
+                           const BoseCoeffs& c, C128& k1, C128& k2) {
+  bose_drift_of<D>(PtrField{f1}, PtrField{f2}, nb, x, c, k1, k2);
 }
 
 // The max over the two fields of |K_a(x)|^2 where the state at x has not run
 // away (max_a |phi_a(x)|^2 <= bound2), NaN where it has: the per-site value
 // whose maximum over a configuration gives both K_max^2 and the runaway test.
+// Branch-free (selects, no short circuit), so the CPU's lane loops vectorise; the same value.
 QCD_INLINE double bose_site_value(C128 p1, C128 p2, C128 k1, C128 k2, double bound2) {
-  const bool ok = state_ok(p1, bound2) && state_ok(p2, bound2);
+  const bool ok = state_ok(p1, bound2) & state_ok(p2, bound2);
   const double n1 = norm2(k1), n2 = norm2(k2);
-  return ok ? (n2 > n1 ? n2 : n1) : quiet_nan();
+  return select(ok, select(n2 > n1, n2, n1), quiet_nan());
 }
 
 // Density term at x (B4): sinh mu (phi_a phi_a(x+0^)) - i cosh mu eps_ab phi_a phi_b(x+0^),

@@ -15,12 +15,18 @@
 //      entry j from counter (0, j div 4, kRngLangevinWalker = 3, 0) (cl/site.h,
 //      walker_noise_index).  Version 1 drew one block per step and used one of its four
 //      normals (real noise).  The Bose gas's noise and all update arithmetic are unchanged.
+//   3: 2026-12, CPU build only: the Bose gas's bits are now the header arithmetic everywhere.
+//      GCC 12's basic-block SLP had fused some complex products (vfmaddsub) despite
+//      -ffp-contract=off, in some stages and inlining contexts (the drift pass for d <= 2, the
+//      observables), so CPU Bose-gas runs rounded differently from cl/site.h and from the GPU;
+//      cl_cpu.cpp is now built with -fno-tree-slp-vectorize (CMakeLists.txt).  Formulas, noise
+//      and the GPU's numbers are unchanged; quartic walkers' bits are unchanged.
 #pragma once
 
 namespace qcdhpc {
 namespace cl {
 
-constexpr int kNumericsVersion = 2;
+constexpr int kNumericsVersion = 3;
 
 }  // namespace cl
 }  // namespace qcdhpc
