@@ -71,6 +71,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "edm: EDM preconditioning, score = -x/(s^2+sd^2) + sd F/(s sqrt(s^2+sd^2)) with EDM's "
                         "loss weight (the default for walkers/point data without --baseline: removes the too-wide-marginal bias "
                         "of the eps score at large noise); no --baseline with edm")
+    g.add_argument("--t-sampling", choices=("uniform", "log-uniform", "lognormal"), default="uniform",
+                   help="training times: uniform in t (the seeds'), or by noise level s/alpha: log-uniform, "
+                        "lognormal (EDM's ln s ~ N(-1.2, 1.2^2)); a reweighting of the loss over noise levels (uniform)")
     g.add_argument("--z2-equivariant", action=argparse.BooleanOptionalAction, default=False,
                    help="exactly Z2-odd score, score(-x) = -score(x), by averaging the network over "
                         "phi -> -phi (twice the network cost); keeps the two vacua of the broken phase "
@@ -308,7 +311,7 @@ def run(args) -> int:
                          eps_t=args.eps_t, channels=args.channels, depth=args.depth, n_res=args.n_res,
                          global_context=args.global_context, zero_mode_weight=args.zero_mode_weight,
                          z2_equivariant=args.z2_equivariant,
-                         baseline=args.baseline, precond=precond,
+                         baseline=args.baseline, precond=precond, t_sampling=args.t_sampling,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,
                          translate=translate, seed=args.seed, amp=args.amp,
