@@ -1,5 +1,6 @@
 """Score- and energy-based diffusion models of complex-Langevin points (qcdhpc.diffusion.energy,
 qcdhpc.cl.learned, `qcdhpc train|sample` on cl-quartic walkers files).  Fast: tiny models."""
+import json
 import math
 import shutil
 import subprocess
@@ -206,3 +207,52 @@ def test_cl_refusals(capsys, tmp_path, clfile):
         lines = [ln for ln in err.splitlines() if "error:" in ln]
         assert code == 2 and len(lines) == 1 and reason in lines[0], err
         assert not (tmp_path / "x.h5").exists()
+
+
+def test_precond_time_grid_cli(capsys, tmp_path, clfile):
+    """Point data train with --precond edm by default (recorded in model.pt); sample uses the log-s
+    time grid for such models; bad values and edm with a baseline are refused (exit 2, one line)."""
+    from qcdhpc.diffusion.model_io import load_model
+
+    code, err = _run(capsys, ["train", clfile, "--out", tmp_path / "edm", "--t-sampling", "lognormal", *TRAIN])
+    assert code == 0, err
+    model, _, cfg = load_model(tmp_path / "edm" / "model.pt")
+    assert cfg["precond"] == "edm" and model.precond == "edm" and cfg["t_sampling"] == "lognormal"
+    code, err = _run(capsys, ["train", clfile, "--precond", "eps", "--out", tmp_path / "eps", *TRAIN])
+    assert code == 0, err
+    assert load_model(tmp_path / "eps" / "model.pt")[2]["precond"] == "eps"
+    code, err = _run(capsys, ["train", clfile, "--baseline", "gaussian", "--out", tmp_path / "g", *TRAIN])
+    assert code == 0, err  # a baseline without --precond: eps (edm takes none)
+    assert load_model(tmp_path / "g" / "model.pt")[2]["precond"] == "eps"
+    for argv, reason in ((["--precond", "edm", "--baseline", "gaussian"], "--precond edm takes no --baseline"),
+                         (["--precond", "x"], "invalid choice"), (["--t-sampling", "x"], "invalid choice")):
+        code, err = _run(capsys, ["train", clfile, "--out", tmp_path / "bad", *TRAIN, *argv])
+        lines = [ln for ln in err.splitlines() if "error:" in ln]
+        assert code == 2 and len(lines) == 1 and reason in lines[0] and "Traceback" not in err, err
+        assert not (tmp_path / "bad" / "model.pt").exists()
+    for run, grid in (("edm", "log-s"), ("eps", None)):
+        out = tmp_path / f"{run}.h5"
+        code, err = _run(capsys, ["sample", tmp_path / run / "model.pt", "--n", "50", "--steps", "10", "--eps",
+                                  "0.03", "--out", out, "--quiet", "--device", "cpu"])
+        assert code == 0, err
+        with open_container(out, kinds=("samples",)) as c:
+            assert np.isfinite(c.configs[...]).all()
+            assert json.loads(c.history["sampler"].attrs["options"]).get("time_grid") == grid
+    code, err = _run(capsys, ["sample", tmp_path / "eps" / "model.pt", "--n", "10", "--time-grid", "x",
+                              "--out", tmp_path / "x.h5", "--quiet"])
+    assert code == 2 and "invalid choice" in err
+
+
+def test_log_s_time_grid():
+    from qcdhpc.diffusion.sampling import _time_grid
+    from qcdhpc.diffusion.sde import VPSDE
+
+    for sde in (VESDE(), VPSDE()):
+        ts = _time_grid(sde, 50, 0.01, "cpu", "log-s")
+        assert ts[0] == sde.T and ts[-1] == 0.01 and (ts[1:] < ts[:-1]).all()
+        a, s = sde.marginal_coeffs(ts)
+        r = torch.diff(torch.log(s / a))
+        assert torch.allclose(r, r[0].expand_as(r), rtol=1e-9)
+        assert torch.equal(_time_grid(sde, 50, 0.01, "cpu"), torch.linspace(sde.T, 0.01, 51, dtype=torch.float64))
+    with pytest.raises(ValueError, match="unknown time grid"):
+        _time_grid(VESDE(), 5, 0.01, "cpu", "x")

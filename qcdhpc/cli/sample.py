@@ -40,6 +40,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, metavar="T",
                    help="end time of the em/pc/ode samplers and the time t_min of mala's exp(-E(x, t_min)) "
                         "(default: the SDE's, 1e-5 VE / 1e-3 VP)")
+    p.add_argument("--time-grid", choices=("t", "log-s"),
+                   help="em/pc/ode time steps uniform in t, or in ln s (every step shrinks the noise by the same "
+                        "factor); default log-s for models trained with --precond edm, t otherwise")
     g = p.add_argument_group("mala (energy models only)")
     g.add_argument("--mala-step", type=float, default=0.05, metavar="H",
                    help="proposal x' = x - H grad E + sqrt(2H) xi (0.05)")
@@ -87,7 +90,7 @@ def run(args) -> int:
     code, summary, comm = run_segmented(args, "sample", lambda comm: SampleRun(
         args.model, args.out, n=args.n, steps=args.steps, sampler=args.sampler, batch=args.batch, seed=args.seed,
         denoise=not args.no_denoise, snr=args.snr, ode_method=args.ode_method, device=device,
-        eps=args.eps, mala_step=args.mala_step, burn_in=args.burn_in, thin=args.thin, chains=args.chains,
+        eps=args.eps, time_grid=args.time_grid, mala_step=args.mala_step, burn_in=args.burn_in, thin=args.thin, chains=args.chains,
         resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, comm=comm,
         command=shlex.join(["qcdhpc", *getattr(args, "argv", ["sample", args.model])])),
         errors=(ValueError, FileNotFoundError, FileExistsError))

@@ -66,6 +66,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "function + the network (which then learns only the interaction); gaussian+m: "
                         "the same with the data's own distribution of the magnetisation M for the k = 0 "
                         "mode (needed in the broken phase); none: the network alone, as in the seeds (none)")
+    g.add_argument("--precond", choices=("eps", "edm"),
+                   help="network parametrisation: eps: score = F/s (the seeds'; the default for lattice fields); "
+                        "edm: EDM preconditioning, score = -x/(s^2+sd^2) + sd F/(s sqrt(s^2+sd^2)) with EDM's "
+                        "loss weight (the default for walkers/point data without --baseline: removes the too-wide-marginal bias "
+                        "of the eps score at large noise); no --baseline with edm")
+    g.add_argument("--t-sampling", choices=("uniform", "log-uniform", "lognormal"), default="uniform",
+                   help="training times: uniform in t (the seeds'), or by noise level s/alpha: log-uniform, "
+                        "lognormal (EDM's ln s ~ N(-1.2, 1.2^2)); a reweighting of the loss over noise levels (uniform)")
     g.add_argument("--z2-equivariant", action=argparse.BooleanOptionalAction, default=False,
                    help="exactly Z2-odd score, score(-x) = -score(x), by averaging the network over "
                         "phi -> -phi (twice the network cost); keeps the two vacua of the broken phase "
@@ -268,7 +276,9 @@ def run(args) -> int:
             return _refuse(args, f"--baseline {args.baseline} needs lattice fields; point data take none or gaussian "
                                  "(the Gaussian of the data's covariance)")
         translate = False
+        precond = args.precond or ("edm" if args.baseline == "none" else "eps")  # edm takes no baseline
     else:
+        precond = args.precond or "eps"
         translate = True if args.translate is None else args.translate
         if net != "unet":
             return _refuse(args, f"--net {net} is for point data (walkers files); lattice fields train the unet")
@@ -281,6 +291,9 @@ def run(args) -> int:
             m = f"2**{args.depth}" + (f" = {2 ** args.depth}" if args.depth <= 30 else "")
             return _refuse(args, f"--depth {args.depth}: the lattice extents must be multiples of {m}, but "
                                  f"{', '.join(bad)} (use a smaller --depth)")
+    if precond == "edm" and args.baseline != "none":
+        return _refuse(args, f"--precond edm takes no --baseline (got --baseline {args.baseline}): its skip term "
+                             "is already the Gaussian prior part; use --precond eps with a baseline")
     meta = {"training_ensemble": {k: attrs[k] for k in PHYSICS_ATTRS if k in attrs},
             "source": str(Path(args.ensemble).resolve()), "n_train": int(n)}
     if points:
@@ -298,7 +311,7 @@ def run(args) -> int:
                          eps_t=args.eps_t, channels=args.channels, depth=args.depth, n_res=args.n_res,
                          global_context=args.global_context, zero_mode_weight=args.zero_mode_weight,
                          z2_equivariant=args.z2_equivariant,
-                         baseline=args.baseline,
+                         baseline=args.baseline, precond=precond, t_sampling=args.t_sampling,
                          epochs=args.epochs, batch=args.batch, lr=args.lr, warmup=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=args.ema_decay, z2=args.z2,
                          translate=translate, seed=args.seed, amp=args.amp,

@@ -19,6 +19,14 @@ back-propagates through it (double backward: ~3× the cost of a score MLP of the
 `odd=True` symmetrises the energy, E(x) → ½[E(x) + E(−x)] (an exactly odd score).  With the Gaussian
 baseline (networks.PointGaussianScore, `--baseline gaussian`) the energy is
 E_θ(x, t) = φ_θ(c_in x, t)/(c_in s) + ½ (x − αμ)ᵀ (α²C + s²I)⁻¹ (x − αμ), C the data's covariance.
+
+`precond="edm"` (networks.ScoreModel's EDM preconditioning, the default of `qcdhpc train` for point
+data): the energy whose −∇ is EDM's score −c_in² x + ασ_d c_in F_θ/s with F_θ = −∇_u φ_θ,
+
+    E_θ(x, t) = ½ c_in(t)² ‖x‖² + α σ_d φ_θ(c_in x, c_noise(t)) / s(t)
+
+(−∇ₓ of the second term is −ασ_d c_in (∇_u φ_θ)(c_in x)/s), i.e. the energy of N(0, σ_d² + s²/α²)
+plus the network, whose weight ασ_d c_in/s ≈ σ_d/s² · s vanishes relative to the prior at large s.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import time_mlp
+from .networks import check_precond, noise_condition, precond_loss_weight, time_mlp
 
 
 class EnergyMLP(nn.Module):
@@ -61,10 +69,15 @@ class EnergyScoreModel(nn.Module):
 
     is_energy = True
 
-    def __init__(self, backbone: EnergyMLP, sde, sigma_data: float = 1.0, odd: bool = False, baseline=None):
+    def __init__(self, backbone: EnergyMLP, sde, sigma_data: float = 1.0, odd: bool = False, baseline=None,
+                 precond: str = "eps"):
         super().__init__()
         self.backbone, self.sde, self.baseline, self.odd = backbone, sde, baseline, bool(odd)
+        self.precond = check_precond(precond, baseline)
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
+
+    def loss_weight(self, t):
+        return precond_loss_weight(self, t)
 
     def energy(self, x, t):
         """E_θ(x, t), shape (B,); x (B, *site), t (B,)."""
@@ -72,10 +85,15 @@ class EnergyScoreModel(nn.Module):
         c_in = torch.rsqrt(alpha ** 2 * self.sigma_data ** 2 + std ** 2).to(x.dtype)
         shape = (-1,) + (1,) * (x.dim() - 1)
         u = x * c_in.reshape(shape)
-        phi = self.backbone.phi(u, t)
+        tc = noise_condition(self, t, alpha, std)
+        phi = self.backbone.phi(u, tc)
         if self.odd:
-            phi = 0.5 * (phi + self.backbone.phi(-u, t))
-        e = phi / (c_in * std.to(x.dtype))
+            phi = 0.5 * (phi + self.backbone.phi(-u, tc))
+        if self.precond == "edm":  # ½c_in²‖x‖² + ασ_d φ/s: −∇E = −c_in² x + ασ_d c_in F/s, F = −∇_u φ
+            e = (0.5 * c_in ** 2 * x.reshape(x.shape[0], -1).pow(2).sum(-1)
+                 + alpha.to(x.dtype) * self.sigma_data.to(x.dtype) * phi / std.to(x.dtype))
+        else:
+            e = phi / (c_in * std.to(x.dtype))
         if self.baseline is not None:  # networks.PointGaussianScore: + ½(x − αμ)ᵀ Σ_t⁻¹ (x − αμ)
             e = e + self.baseline.energy(x, alpha, std)
         return e

@@ -35,6 +35,7 @@ def build_model(config: dict, site_shape, sigma_data: float = 1.0):
     sde = get_sde(config["sde"], **config.get("sde_params", {}))
     kind = config.get("baseline", "none")  # files written before the option existed: no baseline
     points = config["net"] in ("mlp", "energy") and len(site_shape) == 1
+    precond = config.get("precond", "eps")  # files written before the option existed: ε-parametrisation
     if points and kind not in ("none", "gaussian"):
         raise ValueError(f"baseline {kind!r} needs lattice fields; point data take none or gaussian")
     point_baseline = PointGaussianScore(int(site_shape[0])) if points and kind == "gaussian" else None
@@ -44,13 +45,15 @@ def build_model(config: dict, site_shape, sigma_data: float = 1.0):
         if kind != "none" and point_baseline is None:
             raise ValueError("the energy network takes the Gaussian baseline of point data only")
         return EnergyScoreModel(EnergyMLP(**backbone_kwargs(config, site_shape)), sde, sigma_data,
-                                odd=bool(config.get("z2_equivariant", False)), baseline=point_baseline), sde
+                                odd=bool(config.get("z2_equivariant", False)), baseline=point_baseline,
+                                precond=precond), sde
     backbone = build_backbone(config["net"], **backbone_kwargs(config, site_shape))
     if kind not in BASELINES:
         raise ValueError(f"unknown score baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     baseline = point_baseline or (GaussianScore(site_shape, zero_mode=kind == "gaussian+m") if kind != "none" else None)
     # files written before z2_equivariant existed: no group averaging
-    return ScoreModel(backbone, sde, sigma_data, baseline, odd=bool(config.get("z2_equivariant", False))), sde
+    return ScoreModel(backbone, sde, sigma_data, baseline, odd=bool(config.get("z2_equivariant", False)),
+                      precond=precond), sde
 
 
 def save_model(path, model: ScoreModel, config: dict, data_shape, data_stats: dict, meta: dict | None = None):

@@ -6,6 +6,21 @@ with EDM-style preconditioning (Karras et al. 2022, Table 1) kept separate from 
 
 so the σ²-weighted denoising loss ||s·score + ε||² (losses.py) is an O(1) regression at every t.
 
+`precond="edm"` (the default of `qcdhpc train` for point data; off for lattice fields and old model
+files) is EDM's full preconditioning (Karras et al. 2022, Table 1, with x̂ = x/α, ŝ = s/α): the
+denoiser D(x̂; ŝ) = c_skip x̂ + c_out F_θ(c_in x, t), c_skip = σ_d²/(ŝ² + σ_d²), c_out = ŝσ_d/√(ŝ² + σ_d²),
+score = (αD − x)/s², i.e. with c_in = 1/√(α²σ_d² + s²) as above
+
+    score(x_t, t) = −c_in² x_t + α σ_d c_in F_θ(c_in x_t, t) / s(t),
+
+the exact score of N(0, σ_d²) (the skip part) plus the network, which is conditioned on
+c_noise = (ln(s/α) − ln ŝ_min)/(ln ŝ_max − ln ŝ_min) ∈ [0, 1] instead of t (`noise_condition`).  With "eps" the network's output F/s
+must itself carry the −x/(s² + σ_d²) that dominates at large s, and the small, data-dependent
+remainder is a relative O(σ_d²/s²) of what it regresses: a 2% error of the score's magnitude at
+s ≳ 2 made the complex-Langevin samples ≈ 2–3% too wide (docs/diffusion.md).  With "edm" the
+network's contribution to the score is suppressed by ασ_d c_in ≈ σ_d/s there and the DSM loss gets
+EDM's weight λ = 1/c_out² (`loss_weight`), so F_θ is an O(1) unit-variance regression at every s.
+
 Optionally (`baseline="gaussian"`) the score is the exact score of the Gaussian field with the
 training data's two-point function plus the learned part (`GaussianScore`): the network then learns
 only the connected higher-point (interaction) structure, and the two-point function — χ₂ is its
@@ -348,9 +363,10 @@ class ScoreModel(nn.Module):
     even part: in the broken phase that part picks one vacuum).  Costs twice the network evaluations."""
 
     def __init__(self, backbone: nn.Module, sde, sigma_data: float = 1.0, baseline: nn.Module | None = None,
-                 odd: bool = False):
+                 odd: bool = False, precond: str = "eps"):
         super().__init__()
         self.backbone, self.sde, self.baseline, self.odd = backbone, sde, baseline, bool(odd)
+        self.precond = check_precond(precond, baseline)
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
 
     def forward(self, x, t):
@@ -358,15 +374,59 @@ class ScoreModel(nn.Module):
         shape = (-1,) + (1,) * (x.dim() - 1)
         c_in = torch.rsqrt(alpha ** 2 * self.sigma_data ** 2 + std ** 2).reshape(shape)
         x_in = x * c_in.to(x.dtype)
+        tc = noise_condition(self, t, alpha, std)
         if self.odd:
-            f = self.backbone(torch.cat([x_in, -x_in]), torch.cat([t, t]))
+            f = self.backbone(torch.cat([x_in, -x_in]), torch.cat([tc, tc]))
             f = 0.5 * (f[: x.shape[0]] - f[x.shape[0]:])
         else:
-            f = self.backbone(x_in, t)
+            f = self.backbone(x_in, tc)
         score = f / std.reshape(shape).to(x.dtype)
+        if self.precond == "edm":  # score = −c_in² x + α σ_d c_in F / s  (precond_coeffs)
+            a = alpha.reshape(shape).to(x.dtype)
+            score = score * (a * self.sigma_data * c_in).to(x.dtype) - x * (c_in ** 2).to(x.dtype)
         if self.baseline is not None:
             score = score + self.baseline(x, alpha, std)
         return score
+
+    def loss_weight(self, t):
+        """Per-sample weight of the residual ‖s·score + ε‖² in the DSM loss: 1 ("eps"), or EDM's
+        λ = 1/c_out², i.e. (α²σ_d² + s²)/(α²σ_d²), which makes it ‖F_θ − F_target‖² ("edm")."""
+        return precond_loss_weight(self, t)
+
+
+PRECONDS = ("eps", "edm")
+
+
+def check_precond(precond: str, baseline=None) -> str:
+    if precond not in PRECONDS:
+        raise ValueError(f"unknown preconditioning {precond!r}; choose {' or '.join(PRECONDS)}")
+    if precond == "edm" and baseline is not None:
+        raise ValueError("precond edm already carries a Gaussian prior part (c_skip); it does not take a "
+                         "Gaussian baseline as well")
+    return precond
+
+
+def noise_condition(model, t, alpha, std):
+    """What the backbone is conditioned on: t ("eps"), or for "edm" EDM's c_noise ∝ ln(s/α), mapped
+    affinely onto [0, 1] between the noise levels of t = 1e-5 and t = T (τ = 0, 1), so that the
+    backbone's Fourier embedding of [0, 1] spreads evenly over the decades of s.  (With t itself, VE
+    σ = 25 puts s = 0.003 … 0.2 — the scales of the CL y-marginal, |y| < 0.29 — into t < 0.036,
+    about one period of the embedding's typical frequency.)"""
+    if model.precond != "edm":
+        return t
+    ends = torch.tensor([1e-5, model.sde.T], dtype=torch.float64)
+    a_e, s_e = model.sde.marginal_coeffs(ends)
+    lo, hi = (float(v) for v in torch.log(s_e / a_e))
+    return ((torch.log(std / alpha) - lo) / (hi - lo)).to(t.dtype)
+
+
+def precond_loss_weight(model, t):
+    """(B,) DSM weights of a ScoreModel/EnergyScoreModel at times t (None for "eps": weight 1)."""
+    if model.precond != "edm":
+        return None
+    alpha, std = model.sde.marginal_coeffs(t)
+    a2 = alpha ** 2 * model.sigma_data ** 2
+    return (a2 + std ** 2) / a2
 
 
 def build_backbone(kind: str, **kw) -> nn.Module:

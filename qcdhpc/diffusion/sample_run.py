@@ -45,7 +45,7 @@ class SampleRun(SegmentedRun):
     def __init__(self, model, out, *, n: int, steps: int, sampler: str, batch: int, seed: int,
                  denoise: bool = True, snr: float = 0.16, ode_method: str = "heun", device="cpu",
                  mala_step: float = 0.05, burn_in: int = 500, thin: int = 10, chains: int | None = None,
-                 eps: float | None = None,
+                 eps: float | None = None, time_grid: str | None = None,
                  **kwargs):
         from .energy import is_energy_model
         from .model_io import load_model
@@ -65,6 +65,12 @@ class SampleRun(SegmentedRun):
             if not 0 < eps < self.sde.T:
                 raise ValueError(f"--eps must be in (0, {self.sde.T}) (got {eps})")
             self.opts["eps"] = float(eps)
+        if time_grid is None:  # EDM-preconditioned models: steps uniform in ln s
+            time_grid = "log-s" if self.cfg.get("precond", "eps") == "edm" else "t"
+        if time_grid not in ("t", "log-s"):
+            raise ValueError(f"--time-grid must be t or log-s (got {time_grid!r})")
+        if time_grid != "t" and sampler != "mala":  # recorded only when used (older runs' options unchanged)
+            self.opts["time_grid"] = time_grid
         if sampler == "mala":  # MCMC on the learned energy (MCMC-EBM); the diffusion options do not apply
             if not (0 < mala_step < float("inf")) or burn_in < 0 or thin < 1 or (chains is not None and chains < 1):
                 raise ValueError(f"mala needs --mala-step > 0, --burn-in >= 0, --thin >= 1, --chains >= 1 (got "
@@ -138,6 +144,7 @@ class SampleRun(SegmentedRun):
             blocks = ((b, 0, 0) for b in iter_samples(
                 self.net, self.sde, stop_at, self.site_shape, o["sampler"], o["steps"], batch_size=o["batch"],
                 denoise=o["denoise"], seed=o["seed"], device=self.device, eps=o.get("eps"),
+                time_grid=o.get("time_grid", "t"),
                 progress=self.progress and comm.rank == 0, snr=o["snr"], method=o["ode_method"],
                 first_batch=mine.start + first))
         for block, accepted, proposed in blocks:

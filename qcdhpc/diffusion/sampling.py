@@ -24,8 +24,25 @@ import torch
 from .sde import _bcast
 
 
-def _time_grid(sde, steps, eps, device):
-    return torch.linspace(sde.T, eps, steps + 1, device=device, dtype=torch.float64)
+TIME_GRIDS = ("t", "log-s")
+
+
+def _time_grid(sde, steps, eps, device, time_grid="t"):
+    """steps + 1 times from T down to eps: uniform in t ("t", score_sde's), or uniform in ln(s/α)
+    ("log-s": every step shrinks the noise level by the same factor, EDM-like; with VE σ = 25 and 300
+    steps from t = 1 to 0.0025, "t" takes its last step from s = 0.076 to 0.05 and only ~10 steps
+    below s = 0.2, where the complex-Langevin y-marginal (|y| < 0.29) is resolved)."""
+    if time_grid == "t":
+        return torch.linspace(sde.T, eps, steps + 1, device=device, dtype=torch.float64)
+    if time_grid != "log-s":
+        raise ValueError(f"unknown time grid {time_grid!r}; choose t or log-s")
+    ends = torch.tensor([sde.T, eps], dtype=torch.float64)
+    alpha, std = sde.marginal_coeffs(ends)
+    rel = torch.exp(torch.linspace(float(torch.log(std[0] / alpha[0])), float(torch.log(std[1] / alpha[1])),
+                                   steps + 1, dtype=torch.float64))
+    ts = sde.t_of_rel_std(rel)
+    ts[0], ts[-1] = sde.T, eps
+    return ts.to(device)
 
 
 def _vec(t, B, dtype):
@@ -45,9 +62,9 @@ def _em_step(rsde, x, t, dt, generator):
     return x_mean + _bcast(g, x) * math.sqrt(-dt) * noise
 
 
-def em_sampler(score_fn, sde, x, steps, eps, generator, **_):
+def em_sampler(score_fn, sde, x, steps, eps, generator, time_grid="t", **_):
     rsde = sde.reverse(score_fn)
-    ts = _time_grid(sde, steps, eps, x.device)
+    ts = _time_grid(sde, steps, eps, x.device, time_grid)
     for i in range(steps):
         dt = float(ts[i + 1] - ts[i])  # negative: time runs backwards
         x = _em_step(rsde, x, _vec(ts[i], x.shape[0], x.dtype), dt, generator)
@@ -67,9 +84,9 @@ def langevin_corrector(score_fn, sde, x, t, generator, snr, n_corrector, steps):
     return x
 
 
-def pc_sampler(score_fn, sde, x, steps, eps, generator, snr=0.16, n_corrector=1, **_):
+def pc_sampler(score_fn, sde, x, steps, eps, generator, snr=0.16, n_corrector=1, time_grid="t", **_):
     rsde = sde.reverse(score_fn)
-    ts = _time_grid(sde, steps, eps, x.device)
+    ts = _time_grid(sde, steps, eps, x.device, time_grid)
     for i in range(steps):
         t = _vec(ts[i], x.shape[0], x.dtype)
         x = langevin_corrector(score_fn, sde, x, t, generator, snr, n_corrector, steps)
@@ -77,7 +94,7 @@ def pc_sampler(score_fn, sde, x, steps, eps, generator, snr=0.16, n_corrector=1,
     return x
 
 
-def ode_sampler(score_fn, sde, x, steps, eps, generator, method="heun", rtol=1e-5, atol=1e-5, **_):
+def ode_sampler(score_fn, sde, x, steps, eps, generator, method="heun", rtol=1e-5, atol=1e-5, time_grid="t", **_):
     model_dtype = x.dtype
     rsde = sde.reverse(lambda y, t: score_fn(y.to(model_dtype), t.to(model_dtype)).double(),
                        probability_flow=True)
@@ -87,7 +104,7 @@ def ode_sampler(score_fn, sde, x, steps, eps, generator, method="heun", rtol=1e-
 
     y = x.double()
     if method == "heun":
-        ts = _time_grid(sde, steps, eps, x.device)
+        ts = _time_grid(sde, steps, eps, x.device, time_grid)
         for i in range(steps):
             dt = ts[i + 1] - ts[i]
             d0 = f(y, ts[i])
@@ -150,7 +167,8 @@ def sample(score_fn, sde, n: int, shape, sampler: str = "em", steps: int = 500, 
     """Draw n samples of per-sample `shape` with the named sampler ("em", "pc", "ode").
 
     kwargs: eps (end time, default sde.eps_sample), batch_size, denoise (Tweedie step, True), seed,
-    device, dtype, progress, and the sampler's own options (snr, n_corrector; method, rtol, atol).
+    device, dtype, progress, time_grid ("t" uniform in t, default; "log-s" uniform in ln(s/α): em, pc,
+    ode-heun), and the sampler's own options (snr, n_corrector; method, rtol, atol).
     Batch b uses a torch.Generator seeded with SeedSequence([seed, b]), so results depend only on
     (seed, batch_size, steps, model), not on what ran before."""
     return torch.cat(list(iter_samples(score_fn, sde, n, shape, sampler, steps, **kwargs)))

@@ -46,6 +46,11 @@ class SDE(abc.ABC):
         alpha, std = self.marginal_coeffs(t)
         return _bcast(alpha, x0) * x0, _bcast(std, x0)
 
+    def t_of_rel_std(self, rel_std: torch.Tensor) -> torch.Tensor:
+        """The time t at which s(t)/α(t) = rel_std (the inverse of the noise schedule), for sampling
+        training times by noise level (losses.sample_times)."""
+        raise NotImplementedError(f"{self.name}: no inverse noise schedule")
+
     def prior_sampling(self, shape, generator=None, device="cpu", dtype=torch.float32) -> torch.Tensor:
         return self.prior_std() * torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
@@ -107,6 +112,10 @@ class VESDE(SDE):
         var = self.scale ** 2 * torch.expm1(2.0 * t * self._log_sigma) / (2.0 * self._log_sigma)
         return torch.ones_like(t), torch.sqrt(var)
 
+    def t_of_rel_std(self, rel_std):
+        # s² = c² (σ^{2t} − 1)/(2 ln σ)  ⇒  t = log1p(2 ln σ s²/c²) / (2 ln σ)
+        return torch.log1p(2.0 * self._log_sigma * (rel_std / self.scale) ** 2) / (2.0 * self._log_sigma)
+
     def prior_std(self) -> float:
         return self.scale * math.sqrt(math.expm1(2.0 * self.T * self._log_sigma) / (2.0 * self._log_sigma))
 
@@ -140,6 +149,14 @@ class VPSDE(SDE):
     def marginal_coeffs(self, t):
         B = self._integral(t)
         return torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))
+
+    def t_of_rel_std(self, rel_std):
+        # (s/α)² = e^B − 1  ⇒  B(t) = β_min t + ½ t² (β_max − β_min) = log1p((s/α)²)
+        B = torch.log1p(rel_std ** 2)
+        d = self.beta_max - self.beta_min
+        if d == 0:
+            return B / self.beta_min
+        return (torch.sqrt(self.beta_min ** 2 + 2.0 * d * B) - self.beta_min) / d
 
     def prior_std(self) -> float:
         return 1.0

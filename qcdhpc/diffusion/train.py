@@ -61,6 +61,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     eps_t: float = 1e-5                   # t ~ U(eps_t, 1)
     zero_mode_weight: float = 1.0         # weight of the k = 0 (magnetisation) mode in the loss (losses.py)
+    precond: str = "eps"                  # "eps": score = F/s (the seeds'); "edm": EDM preconditioning
+                                          # (c_skip prior part + λ = 1/c_out² loss weight, networks.ScoreModel)
+    t_sampling: str = "uniform"           # training times: "uniform" t, or by noise level "log-uniform" /
+                                          # "lognormal" (EDM) in s/α (losses.sample_times)
     z2: bool = False                      # random φ → −φ augmentation
     z2_equivariant: bool = False          # exactly odd score, F(x) → ½[F(x) − F(−x)] (networks.ScoreModel)
     translate: bool = False               # random periodic-translation augmentation (2D fields)
@@ -95,6 +99,13 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer in [0, 2**63) (got {self.seed!r})")
         if self.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"amp must be none, bf16 or fp16 (got {self.amp!r})")
+        if self.t_sampling not in ("uniform", "log-uniform", "lognormal"):
+            raise ValueError(f"t_sampling must be uniform, log-uniform or lognormal (got {self.t_sampling!r})")
+        if self.precond not in ("eps", "edm"):
+            raise ValueError(f"precond must be eps or edm (got {self.precond!r})")
+        if self.precond == "edm" and self.baseline != "none":
+            raise ValueError(f"precond edm takes no baseline (got baseline {self.baseline!r}): its c_skip term "
+                             "is already the Gaussian prior part")
 
 
 class Interrupted(RuntimeError):
@@ -367,7 +378,7 @@ def _train(data, config: TrainConfig, out_dir: Path, resume: bool, progress: boo
                 group["lr"] = lr
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
                 loss = dsm_loss(net, sde, x0, config.eps_t, config.z2, config.translate, gen,
-                                config.zero_mode_weight)
+                                config.zero_mode_weight, config.t_sampling)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
