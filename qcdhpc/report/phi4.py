@@ -226,7 +226,7 @@ def blocks(point: Path, report_dir: Path) -> list:
     s = point_section(point, report_dir)
     head = ["data set", "N"] + [t for _, t in COLUMNS] + [f"σ vs test: {t}" for _, t in COLUMNS[:3]]
     rows = [[r["name"], r["n"], *r["cells"], *[sigma_text(x) for x in r["n_sigma"]]] for r in s["rows"]]
-    out = [("h2", f"φ⁴: {s['name']}"), ("p", _describe(s)), ("p", INTRO), ("table", head, rows)]
+    out = [("h2", s["name"]), ("p", _describe(s)), ("p", INTRO), ("table", head, rows)]
     items = []
     for lab, d in s["distances"].items():
         parts = [f"{k}: KS D = {v.get('ks_D', float('nan')):.3f}, Hellinger = {v.get('hellinger', float('nan')):.3f}"

@@ -39,7 +39,10 @@ def cl_sample_args(wildcards):
     if wildcards.row == "mcmc":  # MALA on exp(-E(x, t_min)) of the energy model
         return (f"--sampler mala --n {s['n']} --eps {s['eps']} --mala-step {s['mala_step']} "
                 f"--burn-in {s['burn_in']} --batch {s['batch']} --seed {seed}")
-    return f"--sampler em --n {s['n']} --steps {s['steps']} --eps {s['eps']} --no-denoise --batch {s['batch']} --seed {seed}"
+    # reverse process to t = eps without denoising: VE noise is circular, moments of z are unchanged
+    # at any noise level (docs/diffusion.md); the sampler's time grid follows the model (log-s for edm)
+    return (f"--sampler {s.get('sampler', 'ode')} --n {s['n']} --steps {s['steps']} --eps {s['eps']} "
+            f"--no-denoise --batch {s['batch']} --seed {seed}")
 
 
 def cl_bose_dirs(scan):
