@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 from ..observables.format import sigma_text, value_error
-from .render import relative
+from .render import relative, save_figure
 
 ONSET_N = 0.1  # lattice units; far above the thermal density below onset on 4^4 (≲ 0.03)
 _MOMENTS = [f"{t}{o}_{p}" for t in ("mu", "kappa") for o in (2, 4, 6, 8) for p in ("re", "im")]
@@ -194,13 +194,7 @@ def _n_plot(rows, path: Path) -> Path | None:
     ax[1].set_xlabel("μ")
     ax[1].set_ylabel("⟨φ*φ⟩")
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError:
-        return None
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _scan_blocks(d: Path, report_dir: Path) -> list:

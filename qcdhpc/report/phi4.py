@@ -27,7 +27,7 @@ COLUMNS = (("M", "⟨M⟩"), ("chi2_full", "χ₂ = V⟨M²⟩"), ("UL", "U_L"),
 ROW_NAMES = {"hmc_train": "Training (HMC)", "hmc_test": "Testing (HMC)", "dm_samples": "Generated (DM)"}
 MEASURE_FORMAT = "qcdhpc.observables"
 MEASURE_SCHEMA = 2  # newest measure JSON this report reads (1: before the format header)
-from .render import MARK, html_path, is_report, relative as _relative  # noqa: F401  (re-exported)
+from .render import MARK, html_path, is_report, relative as _relative, save_figure  # noqa: F401  (re-exported)
 
 
 def _number(x) -> bool:
@@ -149,14 +149,7 @@ def _config_figure(point: Path, ensembles: list[dict], out: Path, n_show: int = 
             if col == 0:
                 ax.set_ylabel(lab, fontsize=8)
     fig.tight_layout()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-    except OSError:  # a read-only point directory: the report goes without this figure
-        return None
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def point_section(point: Path, report_dir: Path) -> dict:

@@ -40,6 +40,21 @@ def relative(path: Path, base: Path) -> str:
     return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
+def save_figure(fig, path: Path) -> Path | None:
+    """Save and close a matplotlib figure; None when the directory cannot be written (a read-only
+    result directory: the report goes without this figure)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    except OSError:
+        return None
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def family_of(directory):
     """The section module that claims `directory` (ValueError when none does)."""
     d = Path(directory)
