@@ -161,15 +161,10 @@ QCD_FLATTEN void bose_lane_block(C128* phi, int64_t nl, int64_t N, int64_t V, co
     const bool rec = k == r * every;
     drift_pass();
     for (int64_t l = 0; l < L; ++l) {  // bose_langevin_batch's per-configuration step
-      const bool was = fr[l] != 0, bad = !was && mx[l] != mx[l];
-      if (bad) fr[l] = 1;
-      const bool lv = !was && !bad;
-      const double km = lv ? sqrt(mx[l]) : cl::quiet_nan();
-      const double e = !lv ? 0.0 : adaptive ? cl::adaptive_step(p.dt, kb[l], km) : p.dt;
+      double km, e;
+      const bool lv = cl::bose_step_control<kComplexNoise>(fr[l], mx[l], adaptive, kb[l], p, km, e,
+                                                            sx[l], sy[l], tl[l]);
       eps[l] = e;
-      sx[l] = adaptive ? cl::noise_scale(e, p.two_nx) : p.sx;
-      sy[l] = kComplexNoise ? (adaptive ? cl::noise_scale(e, p.two_ny) : p.sy) : 0.0;
-      if (lv) tl[l] = tl[l] + e;
       live[l] = lv ? 1 : 0;
       if (rec && l < nl) {
         kmax_rec[l * ld + r] = km;

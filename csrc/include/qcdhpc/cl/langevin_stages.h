@@ -303,15 +303,10 @@ void bose_langevin_batch(C128* phi, int64_t B, int64_t N, int64_t V, const int32
     bose_drift_pass<D>(phi, K, site, frozen, B, V, nb, c, p.bound2);
     bose_field_max(site, B, V, frozen, chunk_buf.data(), mx);
     parallel_for(B, QCD_LAMBDA(int64_t b) {
-      const bool was = frozen[b] != 0, bad = !was && mx[b] != mx[b];
-      if (bad) frozen[b] = 1;
-      const bool live = !was && !bad;
-      const double km = live ? sqrt(mx[b]) : cl::quiet_nan();
-      const double e = !live ? 0.0 : adaptive ? cl::adaptive_step(p.dt, kbar[b], km) : p.dt;
+      double km, e;
+      cl::bose_step_control<kComplexNoise>(frozen[b], mx[b], adaptive, adaptive ? kbar[b] : 0.0, p, km, e,
+                                           sx[b], sy[b], t[b]);
       eps[b] = e;
-      sx[b] = adaptive ? cl::noise_scale(e, p.two_nx) : p.sx;
-      sy[b] = kComplexNoise ? (adaptive ? cl::noise_scale(e, p.two_ny) : p.sy) : 0.0;
-      if (live) t[b] = t[b] + e;
       if (rec) {
         kmax_rec[b * ld + rr] = km;
         w_rec[b * ld + rr] = e;

@@ -63,6 +63,25 @@ QCD_INLINE double adaptive_step(double dt, double kbar, double kmax) {
   return select(kmax > kbar, dt * kbar / kmax, dt);
 }
 
+// The Bose-gas step control of one configuration before its update (the CPU lane-block driver
+// and the generic stage, CPU and CUDA): K_max^2 = NaN (a site ran away) freezes it for good; a
+// live configuration gets its step (adaptive: eps_bar Kbar / K_max), noise scales and Langevin
+// time. km (NaN when frozen) and e (0 when frozen) are what the records hold.
+template <bool kComplexNoise>
+QCD_INLINE bool bose_step_control(uint8_t& frozen, double kmax2, bool adaptive, double kbar,
+                                  const StepParams& p, double& km, double& e, double& sx,
+                                  double& sy, double& t) {
+  const bool was = frozen != 0, bad = !was && kmax2 != kmax2;
+  if (bad) frozen = 1;
+  const bool live = !was && !bad;
+  km = live ? sqrt(kmax2) : quiet_nan();
+  e = !live ? 0.0 : adaptive ? adaptive_step(p.dt, kbar, km) : p.dt;
+  sx = adaptive ? noise_scale(e, p.two_nx) : p.sx;
+  sy = kComplexNoise ? (adaptive ? noise_scale(e, p.two_ny) : p.sy) : 0.0;
+  if (live) t = t + e;
+  return live;
+}
+
 // A state that has not run away: |z|^2 <= bound2 (false for NaN and inf).
 QCD_INLINE bool state_ok(C128 z, double bound2) { return norm2(z) <= bound2; }
 
